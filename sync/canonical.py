@@ -1,0 +1,127 @@
+"""The canonical record encoding, its hash and its signature.
+
+Both sides import this module: the agent signs with it, the server verifies
+with it, so the two can never disagree about what a record's bytes are.
+
+A *record* is a plain dict of str/int/dict/list values (never floats, never
+None: absent values are left out). Its canonical form is UTF-8 JSON with sorted
+keys and no insignificant whitespace. ``hash = SHA-256(canonical(record))``
+where the record includes ``prev_hash`` (hex of the previous record's hash, or
+the device's genesis hash for seq 1). ``sig = Ed25519(device key, hash bytes)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# The keys a ledger record may carry. Anything else is refused, so a record's
+# meaning can't be widened without a protocol change.
+RECORD_KEYS = frozenset(
+    {
+        "seq",  # 1, 2, 3 ... per device, no gaps
+        "txn_id",  # UUIDv7, time ordered
+        "kind",  # "sale" | "void"
+        "created_at",  # integer milliseconds since the Unix epoch, UTC
+        "operator",  # who served the citizen
+        "service",  # catalog code
+        "amount_paise",  # what the citizen pays towards the service (bill, recharge, ...)
+        "fee_paise",  # the kiosk's service charge from the catalog
+        "token",  # 11-digit leased token, or provisional P<K-code>-<seq>
+        "fields",  # dict[str, str]: the service's fields (consumer number, ...)
+        "mobile",  # 10 digits; only inside the encrypted ledger and on the wire
+        "aadhaar_last4",  # the last four digits, for display
+        "aadhaar_sealed",  # the full number sealed to the server's X25519 key (base64)
+        "voids_seq",  # for kind == "void": the seq of the record it voids
+        "reason",  # for kind == "void"
+        "catalog_version",  # the catalog version in force when the record was made
+        "prev_hash",  # hex SHA-256 of the previous record (or genesis)
+    }
+)
+KINDS = ("sale", "void")
+
+
+class CanonicalError(ValueError):
+    """A value that has no canonical encoding (a float, None, an unknown key)."""
+
+
+def _check(value: Any, path: str) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        raise CanonicalError(f"{path}: {type(value).__name__} has no canonical form")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise CanonicalError(f"{path}: keys must be strings")
+            _check(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check(v, f"{path}[{i}]")
+    elif not isinstance(value, (str, int)):
+        raise CanonicalError(f"{path}: {type(value).__name__} has no canonical form")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """UTF-8 JSON, sorted keys, no whitespace, integers and strings only."""
+    _check(obj, "$")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def genesis_hash(device_id: str) -> str:
+    return hashlib.sha256(("kiosk-genesis:" + device_id).encode("utf-8")).hexdigest()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """Hex SHA-256 of the canonical record (which must include prev_hash)."""
+    unknown = set(record) - RECORD_KEYS
+    if unknown:
+        raise CanonicalError(f"unknown record keys: {sorted(unknown)}")
+    if "prev_hash" not in record:
+        raise CanonicalError("record has no prev_hash")
+    return hashlib.sha256(canonical_json(record)).hexdigest()
+
+
+def sign_hash(private_key: Ed25519PrivateKey, hash_hex: str) -> str:
+    return base64.b64encode(private_key.sign(bytes.fromhex(hash_hex))).decode("ascii")
+
+
+def verify_hash(public_key: Ed25519PublicKey, hash_hex: str, sig_b64: str) -> bool:
+    try:
+        public_key.verify(base64.b64decode(sig_b64, validate=True), bytes.fromhex(hash_hex))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def public_key_b64(public_key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def load_public_key_b64(text: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+
+
+def verify_chain(
+    records: list[dict[str, Any]], sigs: list[str], public_key: Ed25519PublicKey, prev_hash: str
+) -> list[str]:
+    """Recompute hashes of consecutive records starting after ``prev_hash``.
+
+    Each record is given *without* prev_hash (it is derived). Returns the hex
+    hashes; raises CanonicalError naming the first record whose signature fails.
+    """
+    hashes = []
+    for rec, sig in zip(records, sigs, strict=True):
+        full = dict(rec, prev_hash=prev_hash)
+        h = record_hash(full)
+        if not verify_hash(public_key, h, sig):
+            raise CanonicalError(f"seq {rec.get('seq')}: signature does not match")
+        hashes.append(h)
+        prev_hash = h
+    return hashes
