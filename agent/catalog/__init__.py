@@ -1,0 +1,123 @@
+"""The service catalog: fees, commission rules, fields and their validators.
+
+The bundled ``default.json`` holds SAMPLE fees (see its ``note``); an enrolled
+kiosk uses the catalog the server sent, stored in the ledger's meta table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from agent.errors import InvalidInput
+
+__all__ = ["Catalog", "Field", "Service", "bundled", "from_json"]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    required: bool
+    pattern: str
+    example: str
+    label_en: str
+    label_hi: str
+
+    def check(self, value: str) -> None:
+        if not re.fullmatch(self.pattern, value):
+            # Never echo the value: an operator may have typed an Aadhaar number into it.
+            raise InvalidInput(f"field '{self.name}' is not in the expected form (like: {self.example})")
+
+
+@dataclass(frozen=True)
+class Service:
+    code: str
+    name_en: str
+    name_hi: str
+    category: str
+    fee_paise: int
+    max_amount_paise: int
+    online_only: bool
+    commission: dict[str, Any]
+    fields: tuple[Field, ...]
+    mobile: str  # required | optional | none
+    aadhaar: str  # required | optional | none
+
+    def check_fields(self, given: dict[str, str]) -> dict[str, str]:
+        known = {f.name: f for f in self.fields}
+        for name in given:
+            if name not in known:
+                raise InvalidInput(
+                    f"service {self.code} has no field '{name}' (fields: {', '.join(known) or 'none'})"
+                )
+        out: dict[str, str] = {}
+        for f in self.fields:
+            value = given.get(f.name, "").strip()
+            if not value:
+                if f.required:
+                    raise InvalidInput(f"service {self.code} needs --field {f.name}=... (like: {f.example})")
+                continue
+            f.check(value)
+            out[f.name] = value
+        return out
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name_en": self.name_en,
+            "name_hi": self.name_hi,
+            "category": self.category,
+            "fee_paise": self.fee_paise,
+            "max_amount_paise": self.max_amount_paise,
+            "online_only": self.online_only,
+            "commission": self.commission,
+            "mobile": self.mobile,
+            "aadhaar": self.aadhaar,
+            "fields": [
+                {"name": f.name, "required": f.required, "example": f.example, "pattern": f.pattern,
+                 "label_en": f.label_en, "label_hi": f.label_hi}
+                for f in self.fields
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    services: tuple[Service, ...]
+    note: str = ""
+
+    def get(self, code: str) -> Service:
+        for s in self.services:
+            if s.code == code:
+                return s
+        raise InvalidInput(f"unknown service '{code[:40]}'; see kiosk-agent catalog")
+
+
+def from_json(doc: dict[str, Any]) -> Catalog:
+    services = []
+    for s in doc["services"]:
+        fields = tuple(
+            Field(f["name"], bool(f["required"]), f["pattern"], f["example"], f.get("label_en", f["name"]),
+                  f.get("label_hi", f["name"]))
+            for f in s.get("fields", [])
+        )
+        services.append(
+            Service(s["code"], s["name_en"], s["name_hi"], s.get("category", ""), int(s["fee_paise"]),
+                    int(s["max_amount_paise"]), bool(s["online_only"]), dict(s["commission"]), fields,
+                    s.get("mobile", "optional"), s.get("aadhaar", "none"))
+        )
+    return Catalog(int(doc["version"]), tuple(services), doc.get("note", ""))
+
+
+def bundled_json() -> dict[str, Any]:
+    text = resources.files("agent.catalog").joinpath("default.json").read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def bundled() -> Catalog:
+    return from_json(bundled_json())

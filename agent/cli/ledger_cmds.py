@@ -1,0 +1,117 @@
+"""init, verify, status, catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from agent.cli._common import State, emit, json_option, pass_state
+
+
+@click.command("init")
+@click.option("--dev-leases", is_flag=True,
+              help="DEVELOPMENT ONLY: add a local token block so the CLI works before enrollment. "
+                   "The server rejects these tokens.")
+@json_option
+@pass_state
+def init_cmd(state: State, dev_leases: bool, as_json: bool) -> None:
+    """Make the data dir, database key, device key and ledger (safe to run again)."""
+    from agent.ledger import init_ledger
+
+    res = init_ledger(state.cfg, dev_leases=dev_leases)
+    doc = {"created": res.created, "device_id": res.device_id, "data_dir": res.data_dir,
+           "dev_lease_added": res.dev_lease_added}
+
+    def human(d: dict[str, Any]) -> str:
+        what = "initialised" if d["created"] else "already initialised, nothing changed"
+        extra = "\nadded a development token block (not valid at the server)" if d["dev_lease_added"] else ""
+        return f"{what}: device {d['device_id']} in {d['data_dir']}{extra}"
+
+    emit(doc, as_json, human)
+
+
+@click.command("verify")
+@json_option
+@pass_state
+def verify_cmd(state: State, as_json: bool) -> None:
+    """Check the whole chain and every signature (exit 3 names the first bad seq)."""
+    from agent.errors import LedgerCorrupt
+    from agent.ledger import open_ledger, verify
+
+    with open_ledger(state.cfg) as ledger:
+        res = verify(ledger)
+    if res.ok:
+        emit(res.as_dict(), as_json, lambda d: f"ok: {d['count']} records, head seq {d['head_seq']}")
+        return
+    if as_json:
+        emit(res.as_dict(), True)
+    raise LedgerCorrupt(f"ledger broken at seq {res.bad_seq}: {res.problem}")
+
+
+def status_doc(state: State) -> dict[str, Any]:
+    from agent.ledger import open_ledger
+
+    with open_ledger(state.cfg) as ledger:
+        seq, h = ledger.head()
+        return {
+            "device_id": ledger.device_id,
+            "kiosk_code": ledger.kiosk_code,
+            "lsp_id": ledger.meta("lsp_id"),
+            "data_dir": str(state.cfg.data_dir),
+            "ledger": {"count": ledger.count(), "head_seq": seq, "head_hash": h},
+            "outbox": ledger.outbox_counts(),
+            "tokens": {"remaining": ledger.tokens_remaining()},
+            "last_sync_at": ledger.meta("last_sync_at"),
+        }
+
+
+@click.command("status")
+@json_option
+@pass_state
+def status_cmd(state: State, as_json: bool) -> None:
+    """Device, ledger head, queue and tokens left."""
+    doc = status_doc(state)
+
+    def human(d: dict[str, Any]) -> str:
+        o = d["outbox"]
+        return "\n".join([
+            f"device      {d['device_id']}",
+            f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
+            f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
+            f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
+            f"tokens      {d['tokens']['remaining']} left",
+            f"last sync   {d['last_sync_at'] or 'never'}",
+        ])
+
+    emit(doc, as_json, human)
+
+
+@click.command("catalog")
+@json_option
+@pass_state
+def catalog_cmd(state: State, as_json: bool) -> None:
+    """The services this kiosk offers, with fees and fields."""
+    from agent import catalog
+    from agent.money import format_rupees
+
+    cfg = state.cfg
+    if cfg.ledger_path.exists():
+        from agent.ledger import open_ledger
+        from agent.transactions import current_catalog
+
+        with open_ledger(cfg) as ledger:
+            cat = current_catalog(ledger)
+    else:
+        cat = catalog.bundled()
+    doc = [s.public() for s in cat.services]
+
+    def human(d: list[dict[str, Any]]) -> str:
+        lines = []
+        for s in d:
+            flag = " (online only)" if s["online_only"] else ""
+            names = " ".join(f"{f['name']}{'' if f['required'] else '?'}" for f in s["fields"])
+            lines.append(f"{s['code']:<17} Rs {format_rupees(s['fee_paise']):>7}  {s['name_en']}{flag}  [{names}]")
+        return "\n".join(lines)
+
+    emit(doc, as_json, human)

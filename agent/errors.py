@@ -1,0 +1,57 @@
+"""The agent's errors. Each carries the CLI exit code and a message in the
+operator's words (never PII). Transient errors may succeed on retry; permanent
+ones will not until something changes."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base: a clear one-line message and the CLI exit code."""
+
+    exit_code = 2
+    transient = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(AgentError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class InvalidInput(AgentError):
+    """What the operator typed can't be accepted; nothing was written."""
+
+
+class NotInitialised(AgentError):
+    """The data dir or ledger does not exist yet."""
+
+
+class KeyUnavailable(AgentError):
+    """The database key can't be found or is malformed."""
+
+
+class WrongKey(AgentError):
+    """The ledger does not open with this key; the file was not touched."""
+
+
+class NotFound(AgentError):
+    """No transaction with that token or id."""
+
+
+class NeedsConnection(AgentError):
+    """The service needs a live connection and the kiosk is offline."""
+
+
+class LedgerCorrupt(AgentError):
+    """verify found a broken chain or signature."""
+
+    exit_code = 3
+
+
+class ServerUnreachable(AgentError):
+    """The central server can't be reached now; nothing is lost."""
+
+    exit_code = 4
+    transient = True

@@ -1,0 +1,91 @@
+"""Creating and opening the ledger from a validated config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent import ids
+from agent.config import Config
+from agent.errors import WrongKey
+from agent.ledger import identity, keys, migrations, tokens
+from agent.ledger.db import connect
+from agent.ledger.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    created: bool
+    device_id: str
+    data_dir: str
+    dev_lease_added: bool
+
+
+def _key(cfg: Config, *, create: bool) -> str:
+    sec = cfg.settings.security
+    if create:
+        return keys.create_key(sec.key_source, cfg.key_file, sec.keyring_service)
+    return keys.load_key(sec.key_source, cfg.key_file, sec.keyring_service)
+
+
+def open_ledger(cfg: Config, now: Callable[[], int] = ids.now_ms) -> Ledger:
+    """Open the existing ledger (NotInitialised / KeyUnavailable / WrongKey)."""
+    from agent.errors import NotInitialised
+
+    if not cfg.ledger_path.exists():
+        raise NotInitialised(f"{cfg.ledger_path}: no ledger here; run kiosk-agent init")
+    return Ledger.open(cfg.ledger_path, _key(cfg, create=False), now)
+
+
+def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int] = ids.now_ms) -> InitResult:
+    """Make the data dir, key, ledger and device identity. Run again it changes
+    nothing (except adding the dev lease once if asked)."""
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg.ledger_path
+    created = False
+    if path.exists():
+        ledger = Ledger.open(path, _key(cfg, create=False), now)
+    else:
+        sec = cfg.settings.security
+        # Reuse a key that is already there (env, keyring, or a file left by an
+        # interrupted init); never overwrite one.
+        try:
+            hex_key = keys.load_key(sec.key_source, cfg.key_file, sec.keyring_service)
+        except keys.KeyUnavailable:
+            if sec.key_source == "env" or (sec.key_source == "file" and cfg.key_file.exists()):
+                raise
+            hex_key = _key(cfg, create=True)
+        tmp = path.with_name(path.name + ".init")
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        conn = connect(tmp, hex_key, create=True)
+        try:
+            migrations.migrate(conn)
+            _, stored = identity.new_private_key()
+            device_id = ids.uuid7(now())
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("device_id", device_id), ("device_key", stored), ("created_at", str(now()))],
+            )
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode = DELETE")  # fold the WAL in before the rename
+        finally:
+            conn.close()
+        tmp.replace(path)  # the ledger appears whole or not at all
+        created = True
+        ledger = Ledger.open(path, hex_key, now)
+        log.info("initialised ledger for device %s", device_id)
+    with ledger:
+        added = False
+        if dev_leases:
+            start = tokens.DEV_LEASE_START
+            added = ledger.add_lease("dev-1", start, start + tokens.DEV_LEASE_SIZE, "dev-unsigned", "dev")
+        return InitResult(created, ledger.device_id, str(cfg.data_dir), added)
+
+
+__all__ = ["InitResult", "WrongKey", "init_ledger", "open_ledger"]

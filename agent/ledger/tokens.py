@@ -1,0 +1,47 @@
+"""Token issue from leased blocks (DESIGN section 4). Runs inside the ledger's
+write transaction: the lease cursor moves in the same commit as the record."""
+
+from __future__ import annotations
+
+from agent.ledger.db import Connection
+from sync import verhoeff
+
+# A development-only block (init --dev-leases) lives far from the server's
+# serials; the server rejects these tokens, so they can never reach the centre
+# as if they were real.
+DEV_LEASE_START = 9_900_000_000
+DEV_LEASE_SIZE = 100_000
+
+
+def take_token(conn: Connection) -> str | None:
+    """The next leased token, or None when every block is spent."""
+    row = conn.execute(
+        "SELECT lease_id, next_serial FROM leases WHERE next_serial < end_serial "
+        "ORDER BY received_at, start_serial LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE leases SET next_serial = next_serial + 1 WHERE lease_id = ?", (row[0],))
+    return verhoeff.token_for_serial(row[1])
+
+
+def provisional_token(kiosk_code: str | None, device_id: str, seq: int) -> str:
+    """Unique by construction: the kiosk's own code (or device id before
+    enrollment) and its seq."""
+    who = kiosk_code or ("D" + device_id.replace("-", "")[:8].upper())
+    return f"P{who}-{seq}"
+
+
+def remaining(conn: Connection) -> int:
+    row = conn.execute("SELECT COALESCE(SUM(end_serial - next_serial), 0) FROM leases").fetchone()
+    return int(row[0])
+
+
+def add_lease(conn: Connection, lease_id: str, start: int, end: int, sig: str, source: str, now_ms: int) -> bool:
+    """Store a block; False if it was already stored (idempotent)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO leases (lease_id, start_serial, end_serial, next_serial, sig, source, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (lease_id, start, end, start, sig, source, now_ms),
+    )
+    return bool(cur.rowcount)

@@ -1,0 +1,60 @@
+"""Walk the chain: seqs without gaps, each prev_hash the hash before it, each
+hash recomputed from the stored columns, each signature checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
+from sync import canonical
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "count": self.count, "head_seq": self.head_seq, "head_hash": self.head_hash,
+                "bad_seq": self.bad_seq, "problem": self.problem}
+
+
+def verify(ledger: Ledger) -> VerifyResult:
+    prev = canonical.genesis_hash(ledger.device_id)
+    expected = 1
+    count = 0
+    tokens: set[str] = set()
+    cols = ", ".join(RECORD_COLUMNS)
+    cur = ledger.conn.execute(f"SELECT {cols}, hash, sig FROM records ORDER BY seq")
+    names = [*RECORD_COLUMNS, "hash", "sig"]
+    for raw in cur:
+        row = dict(zip(names, raw, strict=True))
+        seq = row["seq"]
+        count += 1
+
+        def bad(problem: str, at: int = seq) -> VerifyResult:
+            return VerifyResult(False, count, seq, row["hash"], at, problem)
+
+        if seq != expected:
+            return bad(f"seq {expected} is missing (next stored is {seq})", expected)
+        if row["prev_hash"] != prev:
+            return bad("prev_hash does not match the record before it")
+        try:
+            h = canonical.record_hash(record_from_row(row))
+        except (ValueError, TypeError):
+            return bad("record cannot be encoded")
+        if h != row["hash"]:
+            return bad("record content does not match its hash")
+        if not canonical.verify_hash(ledger.public_key, h, row["sig"]):
+            return bad("signature does not match")
+        if row["kind"] == "sale":
+            if row["token"] in tokens:
+                return bad("token used twice")
+            tokens.add(row["token"])
+        prev = h
+        expected += 1
+    return VerifyResult(True, count, expected - 1, prev)
