@@ -1,0 +1,249 @@
+"""A byte-stream device simulator on a real transport: a TCP listener or a pty.
+
+One background thread owns every file descriptor: it accepts, reads, replies,
+"unplugs" and "replugs".  Other threads ask it to do things through a wake-up
+pipe and wait on events, so nothing races on a closed descriptor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import threading
+import tty
+from types import TracebackType
+from typing import Literal, Self
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["tcp", "pty"]
+
+
+class StreamSim:
+    """Base class: subclasses implement :meth:`handle` (bytes in -> bytes to send back)."""
+
+    name = "device"
+
+    def __init__(self, *, transport: Transport = "tcp", host: str = "127.0.0.1", port: int = 0) -> None:
+        if transport not in ("tcp", "pty"):
+            raise ValueError("transport must be 'tcp' or 'pty'")
+        self.transport: Transport = transport
+        self.host = host
+        self.port = port
+        self.path: str | None = None
+        #: set while running to make the device misbehave; meaning depends on the subclass
+        self.fail_mode: str | None = None
+        #: with ``fail_mode = "unplug"``: bytes accepted before the device disappears
+        self.unplug_after: int = 0
+        self.unplugged = False
+        self.bytes_received = 0
+        self._unplug_count = 0
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._replug_requested = False
+        self._wake_r, self._wake_w = -1, -1
+        self._listener: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+
+    # --- public API ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """A pyserial URL for the client: ``socket://host:port`` or the pty's slave path."""
+        if self.transport == "tcp":
+            return f"socket://{self.host}:{self.port}"
+        assert self.path is not None, "simulator not started"
+        return self.path
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            return self
+        self._wake_r, self._wake_w = os.pipe()
+        self._plug_in()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-sim", daemon=True)
+        self._thread.start()
+        log.info("%s simulator listening on %s", self.name, self.url)
+        return self
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop = True
+        self._wake()
+        thread.join(timeout=5)
+        self._thread = None
+        self._unplug()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def unplug(self) -> None:
+        """Disappear now, as if the cable was pulled (the client's next I/O fails)."""
+        with self._lock:
+            self.fail_mode = "unplug"
+            self.unplug_after = 0
+        self._wake()
+        self.wait_for(lambda: self.unplugged, timeout=5)
+
+    def replug(self, timeout: float = 5.0) -> None:
+        """Come back after an unplug (TCP: same port; pty: a new pty, so :attr:`url` changes)."""
+        with self._lock:
+            self._replug_requested = True
+        self._wake()
+        self.wait_for(lambda: not self.unplugged, timeout=timeout)
+
+    def wait_for(self, predicate: object, timeout: float = 5.0) -> bool:
+        """Wait until ``predicate()`` is true (re-checked whenever the simulator changes state)."""
+        assert callable(predicate)
+        with self._changed:
+            ok = self._changed.wait_for(predicate, timeout=timeout)
+        if not ok:
+            raise TimeoutError(f"{self.name} simulator: condition not met within {timeout} s")
+        return bool(ok)
+
+    # --- for subclasses --------------------------------------------------------------------------
+
+    def handle(self, data: bytes) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_connect(self) -> None:
+        """A client connected (TCP) -- reset per-connection state if needed."""
+
+    def notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def send(self, data: bytes) -> None:
+        """Write to the client now (from the simulator thread)."""
+        if not data:
+            return
+        try:
+            if self._conn is not None:
+                self._conn.sendall(data)
+            elif self._master is not None:
+                os.write(self._master, data)
+        except OSError:
+            log.debug("%s simulator: client went away while we replied", self.name)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
+
+    def _plug_in(self) -> None:
+        if self.transport == "tcp":
+            lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((self.host, self.port))
+            lsock.listen(4)
+            self.port = lsock.getsockname()[1]
+            self._listener = lsock
+        else:
+            master, slave = os.openpty()
+            tty.setraw(slave)  # no echo, no CR/LF translation: a clean 8-bit line
+            self._master, self._slave = master, slave
+            self.path = os.ttyname(slave)
+        with self._changed:
+            self.unplugged = False
+            self._changed.notify_all()
+
+    def _unplug(self) -> None:
+        for sock in (self._conn, self._listener):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        self._conn = self._listener = None
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+
+    def _do_unplug(self) -> None:
+        self._unplug()
+        with self._changed:
+            self.unplugged = True
+            self._unplug_count += 1
+            if self.fail_mode == "unplug":
+                self.fail_mode = None
+            self._changed.notify_all()
+        log.info("%s simulator unplugged", self.name)
+
+    def _run(self) -> None:
+        budget_used = 0
+        while not self._stop:
+            with self._lock:
+                if self._replug_requested:
+                    self._replug_requested = False
+                    if self.unplugged:
+                        self._plug_in()
+                        budget_used = 0
+                if self.fail_mode == "unplug" and self.unplug_after <= budget_used and not self.unplugged:
+                    self._do_unplug()
+            rlist: list[int] = [self._wake_r]
+            if self._listener is not None:
+                rlist.append(self._listener.fileno())
+            if self._conn is not None:
+                rlist.append(self._conn.fileno())
+            if self._master is not None:
+                rlist.append(self._master)
+            try:
+                ready, _, _ = select.select(rlist, [], [])
+            except (OSError, ValueError):
+                continue
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+                continue
+            if self._listener is not None and self._listener.fileno() in ready:
+                conn, _ = self._listener.accept()
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = conn
+                self.on_connect()
+                continue
+            data = b""
+            try:
+                if self._conn is not None and self._conn.fileno() in ready:
+                    data = self._conn.recv(65536)
+                    if not data:
+                        self._conn.close()
+                        self._conn = None
+                        continue
+                elif self._master is not None and self._master in ready:
+                    data = os.read(self._master, 65536)
+            except OSError:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                continue
+            if not data:
+                continue
+            if self.fail_mode == "unplug":
+                room = max(self.unplug_after - budget_used, 0)
+                data = data[:room]
+                budget_used += len(data)
+            self.bytes_received += len(data)
+            reply = self.handle(data) if data else b""
+            self.send(reply)
+            self.notify()
