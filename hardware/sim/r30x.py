@@ -43,7 +43,6 @@ from hardware.fingerprint.r30x import (
 from hardware.sim._stream import StreamSim, Transport
 
 
-
 class R30xSim(StreamSim):
     name = "r30x"
 

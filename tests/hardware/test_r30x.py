@@ -46,7 +46,9 @@ def test_frame_round_trips(pid: int, payload: bytes, address: int) -> None:
 
 
 @given(pid=pids, payload=st.binary(max_size=64), address=addresses, data=st.data())
-def test_any_single_byte_change_is_refused(pid: int, payload: bytes, address: int, data: st.DataObject) -> None:
+def test_any_single_byte_change_is_refused(
+    pid: int, payload: bytes, address: int, data: st.DataObject
+) -> None:
     raw = bytearray(encode_frame(pid, payload, address))
     index = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="index")
     new = data.draw(st.integers(min_value=0, max_value=255).filter(lambda b: b != raw[index]), label="byte")
