@@ -131,9 +131,10 @@ def platform_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "kiosk-agent"
 
 
-def find_config(explicit: str | None, env: dict[str, str] | None = None, cwd: Path | None = None) -> Path | None:
-    env = os.environ if env is None else env
-    named = explicit or env.get(ENV_CONFIG)
+def find_config(
+    explicit: str | None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Path | None:
+    named = explicit or (os.environ if env is None else env).get(ENV_CONFIG)
     if named:
         path = Path(named)
         if not path.is_file():

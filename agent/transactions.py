@@ -46,8 +46,9 @@ def current_catalog(ledger: Ledger) -> catalog_mod.Catalog:
     return catalog_mod.from_json(json.loads(stored)) if stored else catalog_mod.bundled()
 
 
-def build_draft(req: NewTxn, cat: catalog_mod.Catalog, *, online: bool,
-                seal_key: str | None) -> dict[str, Any]:
+def build_draft(
+    req: NewTxn, cat: catalog_mod.Catalog, *, online: bool, seal_key: str | None
+) -> dict[str, Any]:
     """The record draft, or InvalidInput / NeedsConnection naming the problem."""
     svc = cat.get(req.service.strip().upper())
     if svc.online_only and not online:
@@ -57,8 +58,13 @@ def build_draft(req: NewTxn, cat: catalog_mod.Catalog, *, online: bool,
     amount = money.parse_rupees(req.amount, limit_paise=svc.max_amount_paise)
     fields = svc.check_fields(req.fields)
     draft: dict[str, Any] = {
-        "kind": "sale", "operator": req.operator, "service": svc.code, "amount_paise": amount,
-        "fee_paise": svc.fee_paise, "fields": fields, "catalog_version": cat.version,
+        "kind": "sale",
+        "operator": req.operator,
+        "service": svc.code,
+        "amount_paise": amount,
+        "fee_paise": svc.fee_paise,
+        "fields": fields,
+        "catalog_version": cat.version,
     }
     if req.mobile:
         if svc.mobile == "none":
@@ -97,13 +103,23 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
 
     token = row.get("final_token") or row.get("token")
     out: dict[str, Any] = {
-        "txn_id": row["txn_id"], "seq": row["seq"], "kind": row["kind"], "token": token,
-        "service": row["service"], "amount_paise": row["amount_paise"], "fee_paise": row["fee_paise"],
-        "created_at": ids.iso_utc(row["created_at"]), "operator": row["operator"], "hash": row["hash"],
+        "txn_id": row["txn_id"],
+        "seq": row["seq"],
+        "kind": row["kind"],
+        "token": token,
+        "service": row["service"],
+        "amount_paise": row["amount_paise"],
+        "fee_paise": row["fee_paise"],
+        "created_at": ids.iso_utc(row["created_at"]),
+        "operator": row["operator"],
+        "hash": row["hash"],
         "fields": json.loads(row["fields"]) if isinstance(row["fields"], str) else row["fields"],
-        "mobile": pii.mask_mobile(row.get("mobile")), "aadhaar": pii.mask_aadhaar(row.get("aadhaar_last4")),
-        "sync_state": row.get("sync_state"), "sync_error": row.get("sync_error"),
-        "print_state": row.get("print_state"), "print_error": row.get("print_error"),
+        "mobile": pii.mask_mobile(row.get("mobile")),
+        "aadhaar": pii.mask_aadhaar(row.get("aadhaar_last4")),
+        "sync_state": row.get("sync_state"),
+        "sync_error": row.get("sync_error"),
+        "print_state": row.get("print_state"),
+        "print_error": row.get("print_error"),
     }
     if row.get("final_token") and row.get("token") != row["final_token"]:
         out["provisional_token"] = row["token"]

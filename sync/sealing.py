@@ -38,8 +38,11 @@ def seal(recipient_pub_b64: str, plaintext: str) -> str:
 def open_sealed(private_key: X25519PrivateKey, sealed_b64: str) -> str:
     blob = base64.b64decode(sealed_b64, validate=True)
     eph_pub, nonce, ct = blob[:32], blob[32:44], blob[44:]
-    key = _key(private_key.exchange(X25519PublicKey.from_public_bytes(eph_pub)), eph_pub,
-               _raw(private_key.public_key()))
+    key = _key(
+        private_key.exchange(X25519PublicKey.from_public_bytes(eph_pub)),
+        eph_pub,
+        _raw(private_key.public_key()),
+    )
     return ChaCha20Poly1305(key).decrypt(nonce, ct, None).decode("utf-8")
 
 

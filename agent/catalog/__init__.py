@@ -77,8 +77,14 @@ class Service:
             "mobile": self.mobile,
             "aadhaar": self.aadhaar,
             "fields": [
-                {"name": f.name, "required": f.required, "example": f.example, "pattern": f.pattern,
-                 "label_en": f.label_en, "label_hi": f.label_hi}
+                {
+                    "name": f.name,
+                    "required": f.required,
+                    "example": f.example,
+                    "pattern": f.pattern,
+                    "label_en": f.label_en,
+                    "label_hi": f.label_hi,
+                }
                 for f in self.fields
             ],
         }
@@ -101,14 +107,30 @@ def from_json(doc: dict[str, Any]) -> Catalog:
     services = []
     for s in doc["services"]:
         fields = tuple(
-            Field(f["name"], bool(f["required"]), f["pattern"], f["example"], f.get("label_en", f["name"]),
-                  f.get("label_hi", f["name"]))
+            Field(
+                f["name"],
+                bool(f["required"]),
+                f["pattern"],
+                f["example"],
+                f.get("label_en", f["name"]),
+                f.get("label_hi", f["name"]),
+            )
             for f in s.get("fields", [])
         )
         services.append(
-            Service(s["code"], s["name_en"], s["name_hi"], s.get("category", ""), int(s["fee_paise"]),
-                    int(s["max_amount_paise"]), bool(s["online_only"]), dict(s["commission"]), fields,
-                    s.get("mobile", "optional"), s.get("aadhaar", "none"))
+            Service(
+                s["code"],
+                s["name_en"],
+                s["name_hi"],
+                s.get("category", ""),
+                int(s["fee_paise"]),
+                int(s["max_amount_paise"]),
+                bool(s["online_only"]),
+                dict(s["commission"]),
+                fields,
+                s.get("mobile", "optional"),
+                s.get("aadhaar", "none"),
+            )
         )
     return Catalog(int(doc["version"]), tuple(services), doc.get("note", ""))
 

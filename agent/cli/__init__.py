@@ -15,8 +15,13 @@ __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Config file (else $KIOSK_AGENT_CONFIG, ./agent.toml, the platform config dir).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (else $KIOSK_AGENT_CONFIG, ./agent.toml, the platform config dir).",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Offline-first kiosk agent: encrypted ledger, offline tokens, sync."""

@@ -10,9 +10,12 @@ from agent.cli._common import State, emit, json_option, pass_state
 
 
 @click.command("init")
-@click.option("--dev-leases", is_flag=True,
-              help="DEVELOPMENT ONLY: add a local token block so the CLI works before enrollment. "
-                   "The server rejects these tokens.")
+@click.option(
+    "--dev-leases",
+    is_flag=True,
+    help="DEVELOPMENT ONLY: add a local token block so the CLI works before enrollment. "
+    "The server rejects these tokens.",
+)
 @json_option
 @pass_state
 def init_cmd(state: State, dev_leases: bool, as_json: bool) -> None:
@@ -20,8 +23,12 @@ def init_cmd(state: State, dev_leases: bool, as_json: bool) -> None:
     from agent.ledger import init_ledger
 
     res = init_ledger(state.cfg, dev_leases=dev_leases)
-    doc = {"created": res.created, "device_id": res.device_id, "data_dir": res.data_dir,
-           "dev_lease_added": res.dev_lease_added}
+    doc = {
+        "created": res.created,
+        "device_id": res.device_id,
+        "data_dir": res.data_dir,
+        "dev_lease_added": res.dev_lease_added,
+    }
 
     def human(d: dict[str, Any]) -> str:
         what = "initialised" if d["created"] else "already initialised, nothing changed"
@@ -75,14 +82,16 @@ def status_cmd(state: State, as_json: bool) -> None:
 
     def human(d: dict[str, Any]) -> str:
         o = d["outbox"]
-        return "\n".join([
-            f"device      {d['device_id']}",
-            f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
-            f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
-            f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
-            f"tokens      {d['tokens']['remaining']} left",
-            f"last sync   {d['last_sync_at'] or 'never'}",
-        ])
+        return "\n".join(
+            [
+                f"device      {d['device_id']}",
+                f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
+                f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
+                f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
+                f"tokens      {d['tokens']['remaining']} left",
+                f"last sync   {d['last_sync_at'] or 'never'}",
+            ]
+        )
 
     emit(doc, as_json, human)
 
@@ -111,7 +120,9 @@ def catalog_cmd(state: State, as_json: bool) -> None:
         for s in d:
             flag = " (online only)" if s["online_only"] else ""
             names = " ".join(f"{f['name']}{'' if f['required'] else '?'}" for f in s["fields"])
-            lines.append(f"{s['code']:<17} Rs {format_rupees(s['fee_paise']):>7}  {s['name_en']}{flag}  [{names}]")
+            lines.append(
+                f"{s['code']:<17} Rs {format_rupees(s['fee_paise']):>7}  {s['name_en']}{flag}  [{names}]"
+            )
         return "\n".join(lines)
 
     emit(doc, as_json, human)

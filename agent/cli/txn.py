@@ -13,8 +13,10 @@ def _line(v: dict[str, Any]) -> str:
     from agent.money import format_rupees
 
     what = f"VOID of seq {v['voids_seq']}" if v["kind"] == "void" else v["service"]
-    return (f"#{v['seq']:<5} {v['token'] or '-':<16} {what:<17} Rs {format_rupees(v['amount_paise']):>10} "
-            f"+ fee {format_rupees(v['fee_paise']):>7}  {v['created_at']}  {v['sync_state']}")
+    return (
+        f"#{v['seq']:<5} {v['token'] or '-':<16} {what:<17} Rs {format_rupees(v['amount_paise']):>10} "
+        f"+ fee {format_rupees(v['fee_paise']):>7}  {v['created_at']}  {v['sync_state']}"
+    )
 
 
 @click.group("txn")
@@ -31,15 +33,29 @@ def txn() -> None:
 @click.option("--operator", default=None, help="Operator serving (default from config).")
 @json_option
 @pass_state
-def txn_new(state: State, service: str, amount: str, mobile: str | None, aadhaar: str | None,
-            fields: tuple[str, ...], operator: str | None, as_json: bool) -> None:
+def txn_new(
+    state: State,
+    service: str,
+    amount: str,
+    mobile: str | None,
+    aadhaar: str | None,
+    fields: tuple[str, ...],
+    operator: str | None,
+    as_json: bool,
+) -> None:
     """Record a transaction and issue its token (printed only after the commit)."""
     from agent import transactions
     from agent.ledger import open_ledger
 
     cfg = state.cfg
-    req = transactions.NewTxn(service=service, amount=amount, operator=operator or cfg.settings.agent.operator,
-                              mobile=mobile, aadhaar=aadhaar, fields=transactions.parse_field_options(fields))
+    req = transactions.NewTxn(
+        service=service,
+        amount=amount,
+        operator=operator or cfg.settings.agent.operator,
+        mobile=mobile,
+        aadhaar=aadhaar,
+        fields=transactions.parse_field_options(fields),
+    )
     with open_ledger(cfg) as ledger:
         v = transactions.create(ledger, req, online=False)
     emit(v, as_json, lambda d: f"token {d['token']}  (seq {d['seq']})\n{_line(d)}")

@@ -37,11 +37,11 @@ def _write_private(path: Path, text: str) -> None:
 
 def load_key(source: str, key_file: Path, keyring_service: str, env: dict[str, str] | None = None) -> str:
     """The key as 64 lowercase hex chars, or KeyUnavailable."""
-    env = os.environ if env is None else env
     if source == "env":
-        if ENV_KEY not in env:
+        value = (os.environ if env is None else env).get(ENV_KEY)
+        if value is None:
             raise KeyUnavailable(f"key_source is env but {ENV_KEY} is not set")
-        return _check(env[ENV_KEY], ENV_KEY)
+        return _check(value, ENV_KEY)
     if source == "keyring":
         import keyring  # lazy: talks to the OS credential store
 
@@ -71,8 +71,9 @@ def create_key(source: str, key_file: Path, keyring_service: str, env: dict[str,
         try:
             keyring.set_password(keyring_service, _KEYRING_USER, key)
         except Exception as exc:
-            raise KeyUnavailable(f"cannot store the key in the OS keyring ({exc.__class__.__name__})") from None
+            raise KeyUnavailable(
+                f"cannot store the key in the OS keyring ({exc.__class__.__name__})"
+            ) from None
     else:
         _write_private(key_file, key + "\n")
     return key
-

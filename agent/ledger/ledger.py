@@ -24,8 +24,22 @@ log = logging.getLogger(__name__)
 
 # Columns of `records` that form the signed record, in table order.
 RECORD_COLUMNS = (
-    "seq", "txn_id", "kind", "created_at", "operator", "service", "amount_paise", "fee_paise", "token",
-    "fields", "mobile", "aadhaar_last4", "aadhaar_sealed", "voids_seq", "reason", "catalog_version",
+    "seq",
+    "txn_id",
+    "kind",
+    "created_at",
+    "operator",
+    "service",
+    "amount_paise",
+    "fee_paise",
+    "token",
+    "fields",
+    "mobile",
+    "aadhaar_last4",
+    "aadhaar_sealed",
+    "voids_seq",
+    "reason",
+    "catalog_version",
     "prev_hash",
 )
 _INSERT = (
@@ -88,7 +102,8 @@ class Ledger:
     def set_meta(self, values: dict[str, str]) -> None:
         with self.write() as conn:
             conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
 
@@ -113,7 +128,9 @@ class Ledger:
         self.conn.execute("COMMIT")
 
     def head(self, conn: Connection | None = None) -> tuple[int, str]:
-        row = (conn or self.conn).execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        row = (
+            (conn or self.conn).execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        )
         if row is None:
             return 0, canonical.genesis_hash(self.device_id)
         return int(row[0]), str(row[1])
@@ -146,15 +163,21 @@ class Ledger:
                     "INSERT INTO print_jobs (seq, state, created_at, updated_at) VALUES (?, 'pending', ?, ?)",
                     (seq, now, now),
                 )
-        log.info("committed seq=%d kind=%s service=%s token=%s", seq, rec["kind"], rec["service"],
-                 rec.get("token", "-"))
+        log.info(
+            "committed seq=%d kind=%s service=%s token=%s",
+            seq,
+            rec["kind"],
+            rec["service"],
+            rec.get("token", "-"),
+        )
         return dict(rec, hash=h, sig=sig)
 
     # -- reading ----------------------------------------------------------
     def _rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(
             "SELECT r.*, o.state AS sync_state, o.last_error AS sync_error, o.final_token AS final_token, "
-            "(SELECT p.state FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) AS print_state, "
+            "(SELECT p.state FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) "
+            "AS print_state, "
             "(SELECT p.last_error FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) "
             "AS print_error, "
             "(SELECT v.seq FROM records v WHERE v.kind = 'void' AND v.voids_seq = r.seq) AS voided_by, "
@@ -210,9 +233,15 @@ class Ledger:
         if target["voided_by"] is not None:
             raise InvalidInput(f"token {target['token']} is already voided (seq {target['voided_by']})")
         draft = {
-            "kind": "void", "operator": operator, "service": target["service"],
-            "amount_paise": target["amount_paise"], "fee_paise": target["fee_paise"], "fields": {},
-            "voids_seq": target["seq"], "reason": reason, "catalog_version": target["catalog_version"],
+            "kind": "void",
+            "operator": operator,
+            "service": target["service"],
+            "amount_paise": target["amount_paise"],
+            "fee_paise": target["fee_paise"],
+            "fields": {},
+            "voids_seq": target["seq"],
+            "reason": reason,
+            "catalog_version": target["catalog_version"],
         }
         try:
             return self.append(draft)

@@ -37,11 +37,13 @@ def remaining(conn: Connection) -> int:
     return int(row[0])
 
 
-def add_lease(conn: Connection, lease_id: str, start: int, end: int, sig: str, source: str, now_ms: int) -> bool:
+def add_lease(
+    conn: Connection, lease_id: str, start: int, end: int, sig: str, source: str, now_ms: int
+) -> bool:
     """Store a block; False if it was already stored (idempotent)."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO leases (lease_id, start_serial, end_serial, next_serial, sig, source, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO leases (lease_id, start_serial, end_serial, next_serial, sig, source, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (lease_id, start, end, start, sig, source, now_ms),
     )
     return bool(cur.rowcount)

@@ -19,8 +19,37 @@ class VerifyResult:
     problem: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "count": self.count, "head_seq": self.head_seq, "head_hash": self.head_hash,
-                "bad_seq": self.bad_seq, "problem": self.problem}
+        return {
+            "ok": self.ok,
+            "count": self.count,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "bad_seq": self.bad_seq,
+            "problem": self.problem,
+        }
+
+
+def _problem(
+    row: dict[str, object], expected: int, prev: str, ledger: Ledger, tokens: set[str]
+) -> str | None:
+    """What is wrong with this row, or None; on success ``row['_hash']`` is its recomputed hash."""
+    if row["seq"] != expected:
+        return f"seq {expected} is missing (next stored is {row['seq']})"
+    if row["prev_hash"] != prev:
+        return "prev_hash does not match the record before it"
+    try:
+        h = canonical.record_hash(record_from_row(row))
+    except (ValueError, TypeError):
+        return "record cannot be encoded"
+    if h != row["hash"]:
+        return "record content does not match its hash"
+    if not canonical.verify_hash(ledger.public_key, h, str(row["sig"])):
+        return "signature does not match"
+    if row["kind"] == "sale":
+        if row["token"] in tokens:
+            return "token used twice"
+        tokens.add(str(row["token"]))
+    return None
 
 
 def verify(ledger: Ledger) -> VerifyResult:
@@ -33,28 +62,11 @@ def verify(ledger: Ledger) -> VerifyResult:
     names = [*RECORD_COLUMNS, "hash", "sig"]
     for raw in cur:
         row = dict(zip(names, raw, strict=True))
-        seq = row["seq"]
         count += 1
-
-        def bad(problem: str, at: int = seq) -> VerifyResult:
-            return VerifyResult(False, count, seq, row["hash"], at, problem)
-
-        if seq != expected:
-            return bad(f"seq {expected} is missing (next stored is {seq})", expected)
-        if row["prev_hash"] != prev:
-            return bad("prev_hash does not match the record before it")
-        try:
-            h = canonical.record_hash(record_from_row(row))
-        except (ValueError, TypeError):
-            return bad("record cannot be encoded")
-        if h != row["hash"]:
-            return bad("record content does not match its hash")
-        if not canonical.verify_hash(ledger.public_key, h, row["sig"]):
-            return bad("signature does not match")
-        if row["kind"] == "sale":
-            if row["token"] in tokens:
-                return bad("token used twice")
-            tokens.add(row["token"])
-        prev = h
+        problem = _problem(row, expected, prev, ledger, tokens)
+        if problem is not None:
+            at = expected if row["seq"] != expected else int(row["seq"])
+            return VerifyResult(False, count, int(row["seq"]), str(row["hash"]), at, problem)
+        prev = str(row["hash"])
         expected += 1
     return VerifyResult(True, count, expected - 1, prev)

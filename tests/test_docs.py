@@ -1,0 +1,43 @@
+"""The README documents every CLI command, its Quick start holds exactly two
+commands, and .ci/run runs the second one verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from agent.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _commands(group: click.Group, prefix: str) -> list[str]:
+    out = []
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, f"{prefix} {name}")
+        else:
+            out.append(f"{prefix} {name}")
+    return out
+
+
+def test_every_agent_command_is_in_the_readme() -> None:
+    missing = [c for c in _commands(cli, "kiosk-agent") if f"`{c}" not in README]
+    assert not missing, f"README lacks: {missing}"
+
+
+def quick_start() -> list[str]:
+    section = README.split("## Quick start", 1)[1]
+    block = re.search(r"```(?:sh|bash)?\n(.*?)```", section, re.S)
+    assert block, "Quick start has no code block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
+    lines = quick_start()
+    assert len(lines) == 2
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert lines[1] in ci.splitlines()
