@@ -1,0 +1,104 @@
+"""What the DOIT&C operator does from the CLI: set up, add LSPs and kiosks, revoke devices."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from server_stub import catalog
+from server_stub.db import devices, kiosks, lsps, migrate, serial_counter
+from server_stub.errors import BadRequest, NotFound
+from server_stub.keys import ensure_keys
+
+FIRST_SERIAL = 1
+_ENROLL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalise_enrollment_code(code: str) -> str:
+    return code.replace("-", "").replace(" ", "").upper()
+
+
+@dataclass(frozen=True)
+class NewLsp:
+    lsp_id: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class NewKiosk:
+    kiosk_code: str
+    enrollment_code: str
+    expires_at_ms: int
+
+
+def init_server(engine: Engine, now_ms: int) -> bool:
+    """Migrate, create the server keys, the serial space and catalog version 1. True on first run."""
+    migrate(engine)
+    with engine.begin() as conn:
+        created = ensure_keys(conn, now_ms)
+        if conn.execute(sa.select(serial_counter.c.id)).first() is None:
+            conn.execute(serial_counter.insert().values(id=1, next_serial=FIRST_SERIAL))
+        if catalog.latest_version(conn) == 0:
+            catalog.add_version(conn, catalog.bundled_catalog_text(), now_ms)
+    return created
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise BadRequest("a name must be 1 to 200 printable characters")
+    return name
+
+
+def create_lsp(conn: Connection, name: str, now_ms: int) -> NewLsp:
+    name = _clean_name(name)
+    api_key = "lsk_" + secrets.token_urlsafe(32)
+    row_id = conn.execute(
+        lsps.insert().values(name=name, api_key_hash=sha256_hex(api_key), created_at=now_ms)
+    ).inserted_primary_key[0]  # type: ignore[index]
+    lsp_id = f"LSP{row_id:04d}"
+    conn.execute(lsps.update().where(lsps.c.id == row_id).values(lsp_id=lsp_id))
+    return NewLsp(lsp_id, api_key)
+
+
+def lsp_exists(conn: Connection, lsp_id: str) -> bool:
+    return conn.execute(sa.select(lsps.c.id).where(lsps.c.lsp_id == lsp_id)).first() is not None
+
+
+def create_kiosk(conn: Connection, lsp_id: str, name: str, now_ms: int, ttl_hours: int) -> NewKiosk:
+    name = _clean_name(name)
+    if not lsp_exists(conn, lsp_id):
+        raise NotFound(f"no LSP {lsp_id!r}; see `kiosk-server lsp add`", code="unknown_lsp")
+    raw = "".join(secrets.choice(_ENROLL_ALPHABET) for _ in range(12))
+    code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+    expires = now_ms + ttl_hours * 3600 * 1000
+    row_id = conn.execute(
+        kiosks.insert().values(
+            lsp_id=lsp_id,
+            name=name,
+            created_at=now_ms,
+            enrollment_code_hash=sha256_hex(raw),
+            enrollment_expires_at=expires,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    kiosk_code = f"K{10_000_000 + row_id}"
+    conn.execute(kiosks.update().where(kiosks.c.id == row_id).values(kiosk_code=kiosk_code))
+    return NewKiosk(kiosk_code, code, expires)
+
+
+def revoke_device(conn: Connection, ident: str, now_ms: int) -> list[str]:
+    """Revoke a device by its device id, or every device of a kiosk by its K-code."""
+    cond = sa.or_(devices.c.device_id == ident, devices.c.kiosk_code == ident)
+    found = [r.device_id for r in conn.execute(sa.select(devices.c.device_id).where(cond))]
+    if not found:
+        raise NotFound(f"no device or kiosk {ident!r}", code="unknown_device")
+    conn.execute(devices.update().where(cond, devices.c.revoked_at.is_(None)).values(revoked_at=now_ms))
+    return found

@@ -1,0 +1,74 @@
+"""Errors of the central server. Each carries an HTTP status and a machine-readable code.
+
+Transient (the client should retry later): :class:`RateLimited`, :class:`Unavailable`.
+Everything else is permanent for the request as sent.
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    status = 400
+    code = "bad_request"
+    transient = False
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class BadRequest(ServerError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ServerError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServerError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ServerError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServerError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ServerError):
+    status = 413
+    code = "body_too_large"
+
+
+class UnsupportedMediaType(ServerError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(ServerError):
+    status = 429
+    code = "rate_limited"
+    transient = True
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(ServerError):
+    status = 503
+    code = "unavailable"
+    transient = True
+
+
+class ConfigError(ValueError):
+    """Bad configuration or command-line input; the CLI prints it and exits 2."""

@@ -1,0 +1,238 @@
+"""Reconciliation for an LSP: per kiosk, per day (in IST by the record's ``created_at``).
+
+- ``count``, ``gross_paise``, ``fee_paise``, ``commission_paise``: the day's sales; a void made
+  that day reverses the voided sale's amount, fee and commission (and counts in ``voids``).
+  Commission follows the catalog version the record names (``catalog_version``), falling back to
+  the newest version for records without one; a service the catalog does not know earns nothing.
+- ``late_syncs``: records of the day received more than the SLA hours after creation.
+- ``gaps``: seqs the kiosk has shown (signed) that it holds but the server still lacks.
+- ``forks``: quarantined fork records of the day.
+- ``days_without_heartbeat``: 1 when an enrolled kiosk sent no heartbeat that day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from server_stub import catalog
+from server_stub.db import devices, gap_reports, heartbeat_days, kiosks, quarantine, records
+from server_stub.errors import BadRequest, NotFound
+from sync.commission import commission_paise
+from sync.protocol import KioskRecon, Reconciliation, ReconRow
+
+ROW_FIELDS = (
+    "count",
+    "gross_paise",
+    "fee_paise",
+    "commission_paise",
+    "voids",
+    "late_syncs",
+    "gaps",
+    "forks",
+    "days_without_heartbeat",
+)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise BadRequest(f"date {text!r} is not YYYY-MM-DD", code="bad_date") from None
+
+
+def day_window_ms(day: date, tz: str) -> tuple[int, int]:
+    start = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
+    end = start + timedelta(days=1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def day_of(ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).date().isoformat()
+
+
+def _commission(
+    rules: dict[int, dict[str, dict[str, Any]]], version: int | None, service: str, amount: int, fee: int
+) -> int:
+    if not rules:
+        return 0
+    by_service = rules.get(version) if version is not None else None
+    if by_service is None:
+        by_service = rules[max(rules)]
+    rule = by_service.get(service)
+    return 0 if rule is None else commission_paise(rule, amount, fee)
+
+
+def build(
+    conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int, kiosk_code: str | None = None
+) -> Reconciliation:
+    start, end = day_window_ms(day, tz)
+    sla_ms = sla_hours * 3600 * 1000
+    kq = sa.select(kiosks.c.kiosk_code, kiosks.c.name).where(kiosks.c.lsp_id == lsp_id)
+    if kiosk_code:
+        kq = kq.where(kiosks.c.kiosk_code == kiosk_code)
+    kiosk_rows = conn.execute(kq.order_by(kiosks.c.kiosk_code)).all()
+    if kiosk_code and not kiosk_rows:
+        raise NotFound(f"no kiosk {kiosk_code!r} in LSP {lsp_id}", code="unknown_kiosk")
+    codes = [k.kiosk_code for k in kiosk_rows]
+    rows: dict[str, dict[str, int]] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in codes}
+    rules = catalog.commission_rules(conn)
+
+    in_day = (records.c.kiosk_code.in_(codes), records.c.created_at >= start, records.c.created_at < end)
+    for r in conn.execute(sa.select(records).where(*in_day)):
+        row = rows[r.kiosk_code]
+        if r.received_at - r.created_at > sla_ms:
+            row["late_syncs"] += 1
+        if r.kind == "sale":
+            row["count"] += 1
+            row["gross_paise"] += r.amount_paise
+            row["fee_paise"] += r.fee_paise
+            row["commission_paise"] += _commission(
+                rules, r.catalog_version, r.service, r.amount_paise, r.fee_paise
+            )
+    voided = records.alias("voided")
+    void_q = (
+        sa.select(
+            records.c.kiosk_code,
+            voided.c.amount_paise,
+            voided.c.fee_paise,
+            voided.c.service,
+            voided.c.catalog_version,
+        )
+        .join(voided, sa.and_(voided.c.device_id == records.c.device_id, voided.c.seq == records.c.voids_seq))
+        .where(*in_day, records.c.kind == "void")
+    )
+    for v in conn.execute(void_q):
+        row = rows[v.kiosk_code]
+        row["voids"] += 1
+        row["gross_paise"] -= v.amount_paise
+        row["fee_paise"] -= v.fee_paise
+        row["commission_paise"] -= _commission(
+            rules, v.catalog_version, v.service, v.amount_paise, v.fee_paise
+        )
+
+    for f in conn.execute(
+        sa.select(quarantine.c.kiosk_code, sa.func.count())
+        .where(
+            quarantine.c.kiosk_code.in_(codes),
+            quarantine.c.created_at >= start,
+            quarantine.c.created_at < end,
+        )
+        .group_by(quarantine.c.kiosk_code)
+    ):
+        rows[f[0]]["forks"] = int(f[1])
+
+    held = sa.select(records.c.id).where(
+        records.c.device_id == gap_reports.c.device_id, records.c.seq == gap_reports.c.seq
+    )
+    for g in conn.execute(
+        sa.select(gap_reports.c.kiosk_code, sa.func.count())
+        .where(
+            gap_reports.c.kiosk_code.in_(codes),
+            gap_reports.c.created_at >= start,
+            gap_reports.c.created_at < end,
+            ~sa.exists(held),
+        )
+        .group_by(gap_reports.c.kiosk_code)
+    ):
+        rows[g[0]]["gaps"] = int(g[1])
+
+    enrolled: dict[str, bool] = {}
+    flagged: dict[str, bool] = {}
+    for d in conn.execute(
+        sa.select(devices.c.kiosk_code, devices.c.enrolled_at, devices.c.flagged_at).where(
+            devices.c.kiosk_code.in_(codes)
+        )
+    ):
+        enrolled[d.kiosk_code] = enrolled.get(d.kiosk_code, False) or d.enrolled_at < end
+        flagged[d.kiosk_code] = flagged.get(d.kiosk_code, False) or d.flagged_at is not None
+    beat = {
+        b.kiosk_code
+        for b in conn.execute(
+            sa.select(heartbeat_days.c.kiosk_code).where(
+                heartbeat_days.c.kiosk_code.in_(codes), heartbeat_days.c.day == day.isoformat()
+            )
+        )
+    }
+    for code in codes:
+        rows[code]["days_without_heartbeat"] = int(enrolled.get(code, False) and code not in beat)
+
+    totals = {f: sum(rows[c][f] for c in codes) for f in ROW_FIELDS}
+    return Reconciliation(
+        lsp_id=lsp_id,
+        date=day.isoformat(),
+        timezone=tz,
+        sla_hours=sla_hours,
+        kiosks=[
+            KioskRecon(
+                kiosk_code=k.kiosk_code,
+                name=k.name,
+                flagged=flagged.get(k.kiosk_code, False),
+                **rows[k.kiosk_code],
+            )
+            for k in kiosk_rows
+        ],
+        totals=ReconRow(**totals),
+    )
+
+
+def to_csv(report: Reconciliation) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["date", "kiosk_code", "name", "flagged", *ROW_FIELDS])
+    for k in report.kiosks:
+        w.writerow([report.date, k.kiosk_code, k.name, int(k.flagged), *(getattr(k, f) for f in ROW_FIELDS)])
+    w.writerow([report.date, "TOTAL", "", "", *(getattr(report.totals, f) for f in ROW_FIELDS)])
+    return out.getvalue()
+
+
+def _rupees(paise: int) -> str:
+    sign = "-" if paise < 0 else ""
+    paise = abs(paise)
+    return f"{sign}{paise // 100:,}.{paise % 100:02d}"
+
+
+def to_table(report: Reconciliation) -> Any:
+    from rich.table import Table
+
+    t = Table(
+        title=f"{report.lsp_id} reconciliation, {report.date} ({report.timezone}), SLA {report.sla_hours} h"
+    )
+    t.add_column("Kiosk")
+    t.add_column("Name")
+    for head in (
+        "Count",
+        "Gross Rs",
+        "Fees Rs",
+        "Commission Rs",
+        "Voids",
+        "Late",
+        "Gaps",
+        "Forks",
+        "No heartbeat",
+    ):
+        t.add_column(head, justify="right")
+
+    def cells(r: ReconRow) -> list[str]:
+        return [
+            str(r.count),
+            _rupees(r.gross_paise),
+            _rupees(r.fee_paise),
+            _rupees(r.commission_paise),
+            str(r.voids),
+            str(r.late_syncs),
+            str(r.gaps),
+            str(r.forks),
+            str(r.days_without_heartbeat),
+        ]
+
+    for k in report.kiosks:
+        t.add_row(k.kiosk_code + (" (flagged)" if k.flagged else ""), k.name, *cells(k))
+    t.add_row("TOTAL", "", *cells(report.totals), style="bold")
+    return t

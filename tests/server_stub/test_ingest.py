@@ -1,0 +1,201 @@
+"""Ingest over real HTTP: enroll, push, resend, forks, foreign tokens, provisional tokens, voids."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import sqlalchemy as sa
+
+from server_stub.db import devices, quarantine, records
+from sync.canonical import genesis_hash
+from sync.verhoeff import token_for_serial
+from tests.server_stub.conftest import Harness
+from tests.server_stub.kiosk_fake import FakeKiosk
+
+
+def statuses(resp_json: dict) -> Counter:
+    return Counter((a["status"], a.get("reason")) for a in resp_json["acks"])
+
+
+def test_enroll_returns_keys_leases_and_catalog(server: Harness) -> None:
+    fake = server.enrolled()
+    e = fake.enrollment
+    assert e["device_id"] == fake.device_id
+    assert e["kiosk_code"].startswith("K")
+    assert e["lsp_id"].startswith("LSP")
+    assert e["catalog_version"] == 1
+    assert len(e["leases"]) == server.config.initial_blocks
+    assert all(
+        lease["end_serial"] - lease["start_serial"] == server.config.block_size for lease in e["leases"]
+    )
+
+
+def test_push_1000_then_resend_all_duplicates(server: Harness) -> None:
+    fake = server.enrolled()
+    recs = fake.make_records(1000)
+    for i in range(0, 1000, 250):
+        resp = fake.push(recs[i : i + 250])
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert statuses(body) == Counter({("accepted", None): 250})
+        assert body["head"] == {"seq": i + 250, "hash": recs[i + 249]["hash"]}
+    # resend everything, in other batch sizes and gzip: every record is a duplicate
+    for i in range(0, 1000, 400):
+        resp = fake.push(recs[i : i + 400], encoding="gzip")
+        assert resp.status_code == 200, resp.text
+        assert statuses(resp.json()) == Counter({("duplicate", None): len(recs[i : i + 400])})
+        assert resp.json()["head"]["seq"] == 1000
+    with server.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 1000
+        stored = conn.execute(sa.select(records.c.hash).where(records.c.seq == 1000)).scalar()
+    assert stored == recs[-1]["hash"]
+
+
+def test_fork_is_quarantined_and_device_flagged(server: Harness) -> None:
+    fake = server.enrolled()
+    recs = fake.make_records(5)
+    assert statuses(fake.push(recs).json()) == Counter({("accepted", None): 5})
+    # a restored backup: the same seq 4 and 5 with other content, chained from seq 3
+    other = FakeKiosk(server.url, server.session, device_id=fake.device_id)
+    other.key = fake.key
+    other.leases = fake.leases
+    fork4 = other.make_record(seq=4, prev_hash=recs[2]["hash"], amount_paise=999, token=recs[3]["token"])
+    fork5 = other.make_record(seq=5, prev_hash=fork4["hash"], token=recs[4]["token"])
+    fork6 = other.make_record(seq=6, prev_hash=fork5["hash"], token=fake.next_token())
+    resp = fake.push([fork4, fork5, fork6])
+    assert resp.status_code == 200
+    body = resp.json()
+    assert [(a["seq"], a["status"], a["reason"]) for a in body["acks"]] == [
+        (4, "rejected", "fork"),
+        (5, "rejected", "fork"),
+        (6, "rejected", "fork"),
+    ]
+    assert body["flagged"] is True
+    assert body["head"] == {"seq": 5, "hash": recs[4]["hash"]}
+    # resending the fork is idempotent: nothing lost, nothing doubled
+    assert statuses(fake.push([fork4, fork5, fork6]).json()) == Counter({("rejected", "fork"): 3})
+    with server.engine.connect() as conn:
+        q = conn.execute(sa.select(quarantine.c.seq, quarantine.c.hash).order_by(quarantine.c.seq)).all()
+        assert [(r.seq, r.hash) for r in q] == [(4, fork4["hash"]), (5, fork5["hash"]), (6, fork6["hash"])]
+        dev = conn.execute(sa.select(devices).where(devices.c.device_id == fake.device_id)).one()
+        assert dev.flagged_at is not None and "fork" in dev.flag_reason
+        # the original chain is untouched
+        assert conn.execute(sa.select(records.c.hash).where(records.c.seq == 4)).scalar() == recs[3]["hash"]
+    # the genuine chain continues
+    nxt = fake.make_record()
+    assert statuses(fake.push([nxt]).json()) == Counter({("accepted", None): 1})
+
+
+def test_token_from_another_devices_lease_is_rejected(server: Harness) -> None:
+    lsp = server.lsp().lsp_id
+    a, b = server.enrolled(lsp), server.enrolled(lsp)
+    stolen = token_for_serial(b.leases[0]["start_serial"] + 7)
+    rec = a.make_record(token=stolen)
+    body = a.push([rec]).json()
+    assert body["acks"] == [
+        {"seq": 1, "status": "rejected", "reason": "token_not_leased", "final_token": None}
+    ]
+    assert body["head"]["seq"] == 0
+
+
+def test_used_token_and_bad_token_are_rejected(server: Harness) -> None:
+    fake = server.enrolled()
+    r1 = fake.make_record()
+    assert fake.push([r1]).json()["acks"][0]["status"] == "accepted"
+    dup_token = fake.make_record(token=r1["token"])
+    body = fake.push([dup_token]).json()
+    assert body["acks"][0]["reason"] == "token_used"
+    fake.chain.pop()
+    bad = fake.make_record(token="12345678901")
+    assert fake.push([bad]).json()["acks"][0]["reason"] == "bad_token"
+
+
+def test_gap_returns_head_and_resend_from_head_works(server: Harness) -> None:
+    fake = server.enrolled()
+    recs = fake.make_records(10)
+    assert fake.push(recs[:3]).json()["head"]["seq"] == 3
+    body = fake.push(recs[6:]).json()
+    assert statuses(body) == Counter({("rejected", "gap"): 4})
+    assert body["head"] == {"seq": 3, "hash": recs[2]["hash"]}
+    body = fake.push(recs[body["head"]["seq"] :]).json()
+    assert statuses(body) == Counter({("accepted", None): 7})
+
+
+def test_bad_signature_blocks_the_rest_of_the_batch(server: Harness) -> None:
+    fake = server.enrolled()
+    recs = fake.make_records(3)
+    wire = fake.batch(recs)
+    wire["records"][1]["amount_paise"] += 1  # tampered after signing
+    body = fake.call("POST", "/v1/batches", wire).json()
+    assert [(a["status"], a["reason"]) for a in body["acks"]] == [
+        ("accepted", None),
+        ("rejected", "bad_signature"),
+        ("rejected", "blocked"),
+    ]
+
+
+def test_provisional_token_gets_final_token(server: Harness) -> None:
+    fake = server.enrolled()
+    r1 = fake.make_record()
+    prov = fake.make_record(token=f"P{fake.kiosk_code}-2")
+    body = fake.push([r1, prov]).json()
+    final = body["acks"][1]["final_token"]
+    assert body["acks"][1]["status"] == "accepted" and final and len(final) == 11
+    leased = {s for lease in fake.leases for s in range(lease["start_serial"], lease["end_serial"])}
+    assert int(final[:-1]) not in leased  # from the global space, not the device's leases
+    # a resend repeats the same final token
+    assert fake.push([r1, prov]).json()["acks"][1] == {
+        "seq": 2,
+        "status": "duplicate",
+        "reason": None,
+        "final_token": final,
+    }
+    # both tokens resolve, from any device
+    other = server.enrolled()
+    st = other.call("GET", f"/v1/tokens/{prov['token']}").json()
+    assert st["status"] == "synced" and st["final_token"] == final and st["kiosk_code"] == fake.kiosk_code
+    st = other.call("GET", f"/v1/tokens/{final}").json()
+    assert st["status"] == "synced" and st["provisional_token"] == prov["token"]
+    assert "mobile" not in st and "fields" not in st
+    # someone else's prefix is refused
+    wrong = fake.make_record(token="PK99999999-3")
+    assert fake.push([wrong]).json()["acks"][0]["reason"] == "bad_provisional_token"
+
+
+def test_void_and_token_status(server: Harness) -> None:
+    fake = server.enrolled()
+    sale = fake.make_record()
+    void = fake.make_record(kind="void", voids_seq=1, reason="wrong amount", token=sale["token"])
+    body = fake.push([sale, void]).json()
+    assert statuses(body) == Counter({("accepted", None): 2})
+    st = fake.call("GET", f"/v1/tokens/{sale['token']}").json()
+    assert st["status"] == "voided" and st["service"] == "ELEC_BILL"
+    void2 = fake.make_record(kind="void", voids_seq=1, reason="again", token=sale["token"])
+    assert fake.push([void2]).json()["acks"][0]["reason"] == "bad_void"
+    assert fake.call("GET", "/v1/tokens/00000000000").json()["status"] == "unknown"
+
+
+def test_leases_heartbeat_and_catalog(server: Harness) -> None:
+    fake = server.enrolled()
+    new = fake.lease(3)
+    assert len(new) == 3
+    fake.add_leases(new)
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from sync.signing import verify_lease
+
+    pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(fake.enrollment["server_sign_public_key"]))
+    for lease in new:
+        assert verify_lease(
+            pub, fake.device_id, lease["lease_id"], lease["start_serial"], lease["end_serial"], lease["sig"]
+        )
+        assert not verify_lease(
+            pub, "someone-else", lease["lease_id"], lease["start_serial"], lease["end_serial"], lease["sig"]
+        )
+    hb = fake.call("POST", "/v1/heartbeat", {"head_seq": 0, "queue_depth": 0}).json()
+    assert hb["head"] == {"seq": 0, "hash": genesis_hash(fake.device_id)} and hb["catalog_version"] == 1
+    cat = fake.call("GET", "/v1/catalog?since=0").json()
+    assert cat["version"] == 1 and any(s["code"] == "ELEC_BILL" for s in cat["catalog"]["services"])
+    assert fake.call("GET", "/v1/catalog?since=1").json() == {"version": 1, "catalog": None}
