@@ -142,7 +142,8 @@ class CaptureResult:
         }
 
     def __repr__(self) -> str:
-        return f"CaptureResult(errCode={self.err_code}, qScore={self.q_score!r}, pid=<{len(self._pid_xml)} chars>)"
+        hidden = f"<{len(self._pid_xml)} chars hidden>"
+        return f"CaptureResult(errCode={self.err_code}, qScore={self.q_score!r}, pid={hidden})"
 
     __str__ = __repr__
 
@@ -289,7 +290,8 @@ class RDServiceClient(CaptureDevice):
                         )
             except requests.RequestException as exc:
                 raise FingerprintUnavailable(
-                    f"The RD service's reply to {method} was cut off or too slow ({type(exc).__name__}); retry."
+                    f"The RD service's reply to {method} was cut off or too slow "
+                    f"({type(exc).__name__}); retry."
                 ) from exc
         return bytes(buf)
 
