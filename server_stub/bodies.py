@@ -59,13 +59,18 @@ def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
         return out
     if encoding == "zstd" and zstandard is not None:
         try:
-            reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-            out = reader.read(max_bytes + 1)
+            out = (
+                zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True).read(max_bytes + 1)
+            )
+            if len(out) > max_bytes:
+                raise too_big
+            check = zstandard.ZstdDecompressor().decompressobj()  # bounded: the output fits in max_bytes
+            check.decompress(body)
         except zstandard.ZstdError:
             raise BodyError(400, "bad_encoding", "the zstd body is corrupt") from None
-        if len(out) > max_bytes:
-            raise too_big
-        return out
+        if not check.eof or check.unused_data:
+            raise BodyError(400, "bad_encoding", "the zstd body is truncated or has trailing data")
+        return bytes(out)
     raise BodyError(
         415,
         "unsupported_encoding",

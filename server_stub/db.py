@@ -79,7 +79,7 @@ devices = sa.Table(
 leases = sa.Table(
     "leases",
     metadata,
-    sa.Column("lease_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lease_id", sa.BigInteger, primary_key=True, autoincrement=False),  # = start_serial
     sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), nullable=False, index=True),
     sa.Column("start_serial", sa.BigInteger, nullable=False, unique=True),
     sa.Column("end_serial", sa.BigInteger, nullable=False),

@@ -46,16 +46,23 @@ def allocate(
     for i in range(count):
         start = first + i * block_size
         end = start + block_size
-        lease_id = int(
-            conn.execute(
-                leases.insert().values(
-                    device_id=device_id, start_serial=start, end_serial=end, issued_at=now_ms, sig=""
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        )
-        sig = sign_lease(keys.sign, device_id, lease_id, start, end)
-        conn.execute(leases.update().where(leases.c.lease_id == lease_id).values(sig=sig))
-        out.append(Lease(lease_id=lease_id, start_serial=start, end_serial=end, sig=sig))
+        # The lease id is its first serial: unique, and known before the row is written.
+        sig = sign_lease(keys.sign, device_id, start, start, end)
+        out.append(Lease(lease_id=start, start_serial=start, end_serial=end, sig=sig))
+    conn.execute(
+        leases.insert(),
+        [
+            {
+                "lease_id": x.lease_id,
+                "device_id": device_id,
+                "start_serial": x.start_serial,
+                "end_serial": x.end_serial,
+                "issued_at": now_ms,
+                "sig": x.sig,
+            }
+            for x in out
+        ],
+    )
     return out
 
 

@@ -153,7 +153,7 @@ def upgrade() -> None:
 
     op.create_table(
         "leases",
-        sa.Column("lease_id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("lease_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("device_id", sa.String(length=64), nullable=False),
         sa.Column("start_serial", sa.BigInteger(), nullable=False),
         sa.Column("end_serial", sa.BigInteger(), nullable=False),

@@ -1,0 +1,122 @@
+"""Leases are disjoint under concurrency: 8 threads, 10,000 blocks (and 2 worker processes on PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from server_stub import admin
+from server_stub.db import leases, make_engine
+from tests.server_stub.conftest import PG_SKIP, Harness, free_port, kiosk_server_argv, wait_healthy
+from tests.server_stub.kiosk_fake import FakeKiosk
+
+THREADS = 8
+BLOCKS = 10_000
+PER_CALL = 16
+
+
+def _hammer(base_url: str, fakes: list[FakeKiosk]) -> list[tuple[int, int, str]]:
+    calls = -(-BLOCKS // (PER_CALL * THREADS))  # per thread
+
+    def worker(fake: FakeKiosk) -> list[tuple[int, int, str]]:
+        session = requests.Session()
+        fake.session = session
+        got = []
+        for _ in range(calls):
+            resp = fake.call("POST", "/v1/leases", {"count": PER_CALL})
+            assert resp.status_code == 200, resp.text
+            got += [(x["start_serial"], x["end_serial"], fake.device_id) for x in resp.json()["leases"]]
+        return got
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(worker, fakes))
+    return [lease for r in results for lease in r]
+
+
+def _assert_disjoint(blocks: list[tuple[int, int, str]], block_size: int) -> None:
+    blocks = sorted(blocks)
+    assert all(end - start == block_size for start, end, _ in blocks)
+    for (s1, e1, _), (s2, _e2, _) in zip(blocks, blocks[1:], strict=False):
+        assert e1 <= s2, f"overlap: [{s1},{e1}) and [{s2},...)"
+
+
+def test_concurrent_leases_never_overlap(start_server) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = start_server(rate_per_s=0, block_size=100)
+    lsp = h.lsp().lsp_id
+    fakes = [h.enrolled(lsp) for _ in range(THREADS)]
+    got = _hammer(h.url, fakes)
+    assert len(got) >= BLOCKS
+    with h.engine.connect() as conn:
+        stored = [(r.start_serial, r.end_serial, r.device_id) for r in conn.execute(sa.select(leases))]
+    assert len(stored) == len(got) + THREADS * h.config.initial_blocks
+    assert set(got) <= set(stored)
+    _assert_disjoint(stored, 100)
+
+
+@PG_SKIP
+def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
+    from tests.server_stub.conftest import _db_url
+
+    gen = _db_url("postgresql", tmp_path)
+    db_url = next(gen)
+    port = free_port()
+    engine = make_engine(db_url)
+    proc = None
+    try:
+        admin.init_server(engine, int(time.time() * 1000))
+        with engine.begin() as conn:
+            lsp = admin.create_lsp(conn, "P", 0).lsp_id
+            codes = [
+                admin.create_kiosk(conn, lsp, f"k{i}", int(time.time() * 1000), 1).enrollment_code
+                for i in range(THREADS)
+            ]
+        proc = subprocess.Popen(
+            kiosk_server_argv(
+                db_url,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--rate-limit",
+                "0",
+                "--block-size",
+                "100",
+                "--log-level",
+                "warning",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, 60, proc)
+        fakes = []
+        for code in codes:
+            fake = FakeKiosk(url)
+            fake.enroll(code)
+            fakes.append(fake)
+        got = _hammer(url, fakes)
+        assert len(got) >= BLOCKS
+        with engine.connect() as conn:
+            stored = [(r.start_serial, r.end_serial, r.device_id) for r in conn.execute(sa.select(leases))]
+        assert set(got) <= set(stored)
+        _assert_disjoint(stored, 100)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        engine.dispose()
+        with pytest.raises(StopIteration):
+            next(gen)  # drops the schema
