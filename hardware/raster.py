@@ -97,11 +97,11 @@ def _draw_runs(draw: ImageDraw.ImageDraw, x: float, baseline: int, text: str, si
     for name, run in _runs(text):
         font = _font(name, size)
         lang = "hi" if name == DEVANAGARI_FONT else "en"
-        kwargs = {"language": lang} if layout_engine() == ImageFont.Layout.RAQM else {}
-        draw.text((x, baseline), run, font=font, fill=0, anchor="ls", **kwargs)
+        language = lang if layout_engine() == ImageFont.Layout.RAQM else None
+        draw.text((x, baseline), run, font=font, fill=0, anchor="ls", language=language)
         if bold:
-            draw.text((x + 1, baseline), run, font=font, fill=0, anchor="ls", **kwargs)
-        x += font.getlength(run, **kwargs)
+            draw.text((x + 1, baseline), run, font=font, fill=0, anchor="ls", language=language)
+        x += font.getlength(run, language=language)
 
 
 def wrap(text: str, width_dots: int, size: int) -> list[str]:

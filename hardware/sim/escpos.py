@@ -434,12 +434,12 @@ class EscposDecoder:
             if i + 5 > n:
                 return None
             fn_class = chr(b[i + 2])
-            end = self._skip_len(b, i + 3)
-            if end is None:
+            block_end = self._skip_len(b, i + 3)
+            if block_end is None:
                 return None
             if fn_class == "k":
-                self._qr_command(bytes(b[i + 5 : end]))
-            return end
+                self._qr_command(bytes(b[i + 5 : block_end]))
+            return block_end
         if key == "k":  # barcode
             if i + 3 > n:
                 return None

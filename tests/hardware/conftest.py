@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -35,3 +36,8 @@ def make_receipt(**changes: object) -> ReceiptData:
 @pytest.fixture
 def receipt() -> ReceiptData:
     return make_receipt()
+
+
+@pytest.fixture(name="make_receipt")
+def make_receipt_fixture() -> Callable[..., ReceiptData]:
+    return make_receipt
