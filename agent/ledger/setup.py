@@ -37,7 +37,15 @@ def open_ledger(cfg: Config, now: Callable[[], int] = ids.now_ms) -> Ledger:
 
     if not cfg.ledger_path.exists():
         raise NotInitialised(f"{cfg.ledger_path}: no ledger here; run kiosk-agent init")
-    return Ledger.open(cfg.ledger_path, _key(cfg, create=False), now)
+    try:
+        return Ledger.open(cfg.ledger_path, _key(cfg, create=False), now)
+    except WrongKey:
+        from agent.rekey import finish_interrupted  # a rekey cut off between the rekey and the key swap
+
+        recovered = finish_interrupted(cfg)
+        if recovered is None:
+            raise
+        return Ledger.open(cfg.ledger_path, recovered, now)
 
 
 def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int] = ids.now_ms) -> InitResult:
