@@ -13,11 +13,12 @@ Two very different kinds of device live under this package:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import TracebackType
 from typing import Any
 
+from hardware._lifecycle import OpenClose
 
-class FingerprintSensor(ABC):
+
+class FingerprintSensor(OpenClose, ABC):
     """A sensor with an on-device template library (slots ``0 .. capacity-1``)."""
 
     kind: str = "abstract"
@@ -47,14 +48,9 @@ class FingerprintSensor(ABC):
     def clear(self) -> None:
         """Delete every stored template."""
 
-    def __enter__(self) -> FingerprintSensor:
-        self.open()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Describe the sensor (kind, port, number of templates)."""
 
 
 class CaptureDevice(ABC):

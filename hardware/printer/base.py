@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import StrEnum
-from types import TracebackType
 from typing import TYPE_CHECKING
 
+from hardware._lifecycle import OpenClose
 from hardware.errors import (
     HardwareError,
     PrinterDisabled,
@@ -75,7 +75,7 @@ def raise_for_status(status: PrinterStatus, *, during: bool = False) -> None:
         raise PrinterDisabled('Printing is switched off ([printer] url = "none").')
 
 
-class Printer(ABC):
+class Printer(OpenClose, ABC):
     """A receipt printer.  ``print_bytes`` raises our errors; ``status`` never raises."""
 
     url: str
@@ -102,15 +102,6 @@ class Printer(ABC):
         from hardware.receipt import build_receipt
 
         return self.print_bytes(build_receipt(data, self.width_dots, sign=sign))
-
-    def __enter__(self) -> Printer:
-        self.open()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 __all__ = [

@@ -13,15 +13,16 @@ import select
 import socket
 import threading
 import tty
-from types import TracebackType
 from typing import Literal, Self
+
+from hardware._lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
 Transport = Literal["tcp", "pty"]
 
 
-class StreamSim:
+class StreamSim(StartStop):
     """Base class: subclasses implement :meth:`handle` (bytes in -> bytes to send back)."""
 
     name = "device"
@@ -84,14 +85,6 @@ class StreamSim:
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
         self._wake_r = self._wake_w = -1
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def unplug(self) -> None:
         """Disappear now, as if the cable was pulled (the client's next I/O fails)."""

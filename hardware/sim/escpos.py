@@ -301,11 +301,8 @@ class EscposDecoder:
             key = chr(b[i + 1])
             if key == "(":
                 return self._skip_len(b, i + 2)
-            count = _FS_ARGS.get(key)
-            if count is None:
-                self.unknown_bytes += 2
-                return i + 2
-            return None if i + 2 + count > n else i + 2 + count
+            got = self._fixed(_FS_ARGS, b, i)
+            return None if got is None else got[0]
         if c < 0x20 or c == 0x7F:
             self.unknown_bytes += 1
             return i + 1
@@ -317,6 +314,16 @@ class EscposDecoder:
             self._line_style = self.style
         self._line += bytes(b[i:j]).decode("cp437")
         return j
+
+    def _fixed(self, table: dict[str, int], b: bytearray, i: int) -> tuple[int, bytes | None] | None:
+        """(end, args) of a fixed-length command at ``i``; args is None for an unknown command."""
+        count = table.get(chr(b[i + 1]))
+        if count is None:
+            self.unknown_bytes += 2
+            return i + 2, None
+        if i + 2 + count > len(b):
+            return None
+        return i + 2 + count, bytes(b[i + 2 : i + 2 + count])
 
     @staticmethod
     def _skip_len(b: bytearray, at: int) -> int | None:
@@ -344,13 +351,12 @@ class EscposDecoder:
         if key == "D":  # tab stops, NUL terminated
             end = b.find(b"\x00", i + 2)
             return None if end < 0 else end + 1
-        count = _ESC_ARGS.get(key)
-        if count is None:
-            self.unknown_bytes += 2
-            return i + 2
-        if i + 2 + count > n:
+        got = self._fixed(_ESC_ARGS, b, i)
+        if got is None:
             return None
-        args = b[i + 2 : i + 2 + count]
+        end, args = got
+        if args is None:
+            return end
         if key == "@":
             self.style = Style()
             self._line = ""
@@ -381,7 +387,7 @@ class EscposDecoder:
             self._emit(Feed(args[0]))
         elif key == "M":
             self._set(font=args[0] % 48)
-        return i + 2 + count
+        return end
 
     def _inline_image(self, data: bytes, cols: int, depth: int) -> None:
         img = Image.new("L", (max(cols, 1), depth * 8), 255)
@@ -456,18 +462,17 @@ class EscposDecoder:
                 return None
             end = i + 4 + b[i + 2] * b[i + 3] * 8
             return None if end > n else end
-        count = _GS_ARGS.get(key)
-        if count is None:
-            self.unknown_bytes += 2
-            return i + 2
-        if i + 2 + count > n:
+        got = self._fixed(_GS_ARGS, b, i)
+        if got is None:
             return None
-        args = b[i + 2 : i + 2 + count]
+        end, args = got
+        if args is None:
+            return end
         if key == "!":
             self._set(width=((args[0] >> 4) & 7) + 1, height=(args[0] & 7) + 1)
         elif key == "B":
             self._set(invert=bool(args[0] & 1))
-        return i + 2 + count
+        return end
 
     def _qr_command(self, body: bytes) -> None:
         if len(body) < 2 or body[0] != 49:  # cn 49 = QR code

@@ -21,8 +21,9 @@ import logging
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Self
+
+from hardware._lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ _CAPTURE_ERRORS = {
 }
 
 
-class RDServiceSim:
+class RDServiceSim(StartStop):
     def __init__(
         self,
         *,
@@ -141,14 +142,6 @@ class RDServiceSim:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- replies ---------------------------------------------------------------------------------
 
