@@ -6,6 +6,7 @@ same words. Nothing is written unless every check passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,11 @@ def current_catalog(ledger: Ledger) -> catalog_mod.Catalog:
 
 
 def build_draft(
-    req: NewTxn, cat: catalog_mod.Catalog, *, online: bool, seal_key: str | None
+    req: NewTxn, cat: catalog_mod.Catalog, *, online: bool | Callable[[], bool], seal_key: str | None
 ) -> dict[str, Any]:
     """The record draft, or InvalidInput / NeedsConnection naming the problem."""
     svc = cat.get(req.service.strip().upper())
-    if svc.online_only and not online:
+    if svc.online_only and not (online() if callable(online) else online):
         raise NeedsConnection(
             f"{svc.name_en} needs a live connection and the kiosk is offline; try again when the link is back"
         )
@@ -90,7 +91,9 @@ def build_draft(
     return draft
 
 
-def create(ledger: Ledger, req: NewTxn, *, online: bool = False, queue_print: bool = False) -> dict[str, Any]:
+def create(
+    ledger: Ledger, req: NewTxn, *, online: bool | Callable[[], bool] = False, queue_print: bool = False
+) -> dict[str, Any]:
     """Validate, then commit; returns the public view of the committed row."""
     draft = build_draft(req, current_catalog(ledger), online=online, seal_key=ledger.meta("server_seal_pub"))
     rec = ledger.append(draft, queue_print=queue_print)

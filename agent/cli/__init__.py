@@ -7,7 +7,9 @@ import sys
 import click
 
 from agent.cli._common import State
+from agent.cli.backup_cmds import backup_cmd, rekey_cmd, restore_cmd
 from agent.cli.ledger_cmds import catalog_cmd, init_cmd, status_cmd, verify_cmd
+from agent.cli.sync_cmds import enroll_cmd, sync_cmd
 from agent.cli.txn import txn
 from agent.errors import AgentError
 
@@ -28,7 +30,18 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = State(config_path)
 
 
-for command in (init_cmd, txn, verify_cmd, status_cmd, catalog_cmd):
+for command in (
+    init_cmd,
+    txn,
+    verify_cmd,
+    status_cmd,
+    catalog_cmd,
+    enroll_cmd,
+    sync_cmd,
+    backup_cmd,
+    restore_cmd,
+    rekey_cmd,
+):
     cli.add_command(command)
 
 

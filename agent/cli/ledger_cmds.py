@@ -58,9 +58,12 @@ def verify_cmd(state: State, as_json: bool) -> None:
 
 def status_doc(state: State) -> dict[str, Any]:
     from agent.ledger import open_ledger
+    from agent.ledger.outbox import LedgerOutbox
 
     with open_ledger(state.cfg) as ledger:
         seq, h = ledger.head()
+        remaining = ledger.tokens_remaining()
+        rate = LedgerOutbox(ledger).issue_rate_per_day()
         return {
             "device_id": ledger.device_id,
             "kiosk_code": ledger.kiosk_code,
@@ -68,7 +71,7 @@ def status_doc(state: State) -> dict[str, Any]:
             "data_dir": str(state.cfg.data_dir),
             "ledger": {"count": ledger.count(), "head_seq": seq, "head_hash": h},
             "outbox": ledger.outbox_counts(),
-            "tokens": {"remaining": ledger.tokens_remaining()},
+            "tokens": {"remaining": remaining, "days_left": round(remaining / rate, 1) if rate else None},
             "last_sync_at": ledger.meta("last_sync_at"),
         }
 
@@ -88,7 +91,8 @@ def status_cmd(state: State, as_json: bool) -> None:
                 f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
                 f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
                 f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
-                f"tokens      {d['tokens']['remaining']} left",
+                f"tokens      {d['tokens']['remaining']} left"
+                + (f" (~{d['tokens']['days_left']} days)" if d["tokens"]["days_left"] is not None else ""),
                 f"last sync   {d['last_sync_at'] or 'never'}",
             ]
         )

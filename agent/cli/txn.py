@@ -57,7 +57,14 @@ def txn_new(
         fields=transactions.parse_field_options(fields),
     )
     with open_ledger(cfg) as ledger:
-        v = transactions.create(ledger, req, online=False)
+
+        def online() -> bool:  # asked only for online-only services: offline work never waits on it
+            from agent import syncing
+
+            url = syncing.server_url(cfg, ledger)
+            return bool(url and ledger.kiosk_code and syncing.make_client(cfg, ledger, url).healthy())
+
+        v = transactions.create(ledger, req, online=online)
     emit(v, as_json, lambda d: f"token {d['token']}  (seq {d['seq']})\n{_line(d)}")
 
 

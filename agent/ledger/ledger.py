@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from agent import ids
 from agent.errors import InvalidInput, NotFound, NotInitialised
 from agent.ledger import identity, migrations, tokens
@@ -111,6 +113,11 @@ class Ledger:
     def kiosk_code(self) -> str | None:
         return self.meta("kiosk_code")
 
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The device key, for the sync client's request signatures (never printed or logged)."""
+        return self._key
+
     def sign(self, data: bytes) -> bytes:
         """Sign bytes with the device key (requests, receipt QR codes)."""
         return self._key.sign(data)
@@ -196,8 +203,13 @@ class Ledger:
     def find(self, ref: str) -> dict[str, Any]:
         """A row by token (leased, provisional or final), txn_id or seq."""
         ref = ref.strip()
+        # One indexed lookup per kind of reference (records_token, outbox_final_token,
+        # the txn_id unique index): an OR across the join would scan every record.
         rows = self._rows(
-            "WHERE (r.kind = 'sale' AND r.token = ?) OR o.final_token = ? OR r.txn_id = ?", (ref, ref, ref)
+            "WHERE r.seq IN (SELECT seq FROM records WHERE kind = 'sale' AND token = ? "
+            "UNION ALL SELECT seq FROM outbox WHERE final_token = ? "
+            "UNION ALL SELECT seq FROM records WHERE txn_id = ?)",
+            (ref, ref, ref),
         )
         if not rows and ref.isdigit() and len(ref) < 10:
             rows = self._rows("WHERE r.seq = ?", (int(ref),))

@@ -1,0 +1,27 @@
+"""One ledger, one lock: every thread that touches the ledger's connection goes through here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from agent.ledger import Ledger
+
+
+class LedgerAccess:
+    """Serialises use of one open :class:`Ledger` across threads.
+
+    ``run`` makes one and hands it to the local API and to the scheduler's jobs,
+    so the API's threadpool, sync and backups never use the connection at once.
+    Hold it only for ledger calls: never across network or device I/O.
+    """
+
+    def __init__(self, ledger: Ledger, lock: threading.Lock | threading.RLock | None = None) -> None:
+        self.ledger = ledger
+        self.lock = lock if lock is not None else threading.RLock()
+
+    @contextmanager
+    def __call__(self) -> Iterator[Ledger]:
+        with self.lock:
+            yield self.ledger

@@ -1,0 +1,147 @@
+"""The ledger's side of sync (implements sync.outbox.Outbox).
+
+Outbox rows move pending -> sent -> acked | rejected; a crash between send and
+ack leaves them 'sent', and 'sent' rows are sent again (the server answers
+'duplicate'). Every ack set is stored in one write transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
+from sync import canonical, protocol, signing
+from sync.outbox import AckCounts, Batch
+
+_COLS = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
+DAY_MS = 86_400_000
+
+
+class LedgerOutbox:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.device_id = ledger.device_id
+
+    def head(self) -> tuple[int, str]:
+        return self.ledger.head()
+
+    def counts(self) -> dict[str, int]:
+        return self.ledger.outbox_counts()
+
+    def tokens_remaining(self) -> int:
+        return self.ledger.tokens_remaining()
+
+    def next_batch(self, max_records: int, max_bytes: int) -> Batch | None:
+        with self.ledger.write() as conn:
+            cur = conn.execute(
+                f"SELECT {_COLS}, r.sig FROM outbox o JOIN records r ON r.seq = o.seq "
+                "WHERE o.state IN ('pending', 'sent') ORDER BY o.seq LIMIT ?",
+                (max_records,),
+            )
+            names = [*RECORD_COLUMNS, "sig"]
+            records: list[dict[str, Any]] = []
+            size = 0
+            first_prev = ""
+            for raw in cur.fetchall():
+                row = dict(zip(names, raw, strict=True))
+                rec = record_from_row(row)
+                prev = rec.pop("prev_hash")
+                rec["sig"] = row["sig"]
+                if records and rec["seq"] != records[-1]["seq"] + 1:
+                    break  # a batch is one unbroken run of the chain
+                n = len(canonical.canonical_json(rec))
+                if records and size + n > max_bytes:
+                    break
+                if not records:
+                    first_prev = prev
+                records.append(rec)
+                size += n
+            if not records:
+                return None
+            now = self.ledger.now()
+            conn.execute(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, updated_at = ? "
+                "WHERE seq BETWEEN ? AND ? AND state IN ('pending', 'sent')",
+                (now, records[0]["seq"], records[-1]["seq"]),
+            )
+        return Batch(first_prev, records)
+
+    def apply_acks(self, batch: Batch, resp: protocol.BatchResponse) -> AckCounts:
+        counts = AckCounts()
+        now = self.ledger.now()
+        sent = set(batch.seqs)
+        with self.ledger.write() as conn:
+            for ack in resp.acks:
+                if ack.seq not in sent:
+                    continue
+                if ack.status in ("accepted", "duplicate"):
+                    setattr(counts, ack.status, getattr(counts, ack.status) + 1)
+                    conn.execute(
+                        "UPDATE outbox SET state = 'acked', last_error = NULL, updated_at = ?, "
+                        "final_token = COALESCE(?, final_token) WHERE seq = ?",
+                        (now, ack.final_token, ack.seq),
+                    )
+                    continue
+                reason = ack.reason or "rejected"
+                counts.reasons[reason] = counts.reasons.get(reason, 0) + 1
+                if reason in protocol.TRANSIENT_REASONS:
+                    counts.retry += 1
+                    conn.execute(
+                        "UPDATE outbox SET state = 'pending', last_error = ?, updated_at = ? WHERE seq = ?",
+                        (reason, now, ack.seq),
+                    )
+                else:  # permanent: kept for the operator, never dropped
+                    counts.rejected += 1
+                    conn.execute(
+                        "UPDATE outbox SET state = 'rejected', last_error = ?, updated_at = ? WHERE seq = ?",
+                        (reason, now, ack.seq),
+                    )
+            # The server's head is the truth about what it holds: anything we think is
+            # acked beyond it (a server restored from backup) goes back to pending.
+            conn.execute(
+                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE seq > ? AND state = 'acked'",
+                (now, resp.head.seq),
+            )
+        return counts
+
+    def issue_rate_per_day(self) -> float:
+        now = self.ledger.now()
+        since = now - 7 * DAY_MS
+        row = self.ledger.conn.execute(
+            "SELECT count(*), MIN(created_at) FROM records WHERE kind = 'sale' AND created_at >= ?", (since,)
+        ).fetchone()
+        n, first = int(row[0]), row[1]
+        if not n:
+            return 0.0
+        days = max((now - int(first)) / DAY_MS, 1.0)
+        return n / days
+
+    def add_leases(self, leases: list[protocol.Lease]) -> int:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        key_b64 = self.ledger.meta("server_sign_pub")
+        if not key_b64:
+            return 0
+        server_key: Ed25519PublicKey = canonical.load_public_key_b64(key_b64)
+        new = 0
+        for lease in leases:
+            if not signing.verify_lease(
+                server_key, self.device_id, lease.lease_id, lease.start_serial, lease.end_serial, lease.sig
+            ):
+                raise ValueError(f"lease {lease.lease_id} is not signed by the server")
+            new += self.ledger.add_lease(str(lease.lease_id), lease.start_serial, lease.end_serial, lease.sig)
+        return new
+
+    def catalog_version(self) -> int:
+        return int(self.ledger.meta("catalog_version") or 0)
+
+    def store_catalog(self, version: int, doc: dict[str, Any]) -> None:
+        self.ledger.set_meta(
+            {"catalog_version": str(version), "catalog_json": json.dumps(doc, ensure_ascii=False)}
+        )
+
+    def mark_synced(self, server_time_ms: int) -> None:
+        from agent.ids import iso_utc
+
+        self.ledger.set_meta({"last_sync_at": iso_utc(self.ledger.now())})

@@ -1,0 +1,128 @@
+"""Enrollment and sync against a real server process on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import syncing
+from agent.ledger import open_ledger, verify
+from agent.ledger.outbox import LedgerOutbox
+from tests.conftest import Kiosk
+from tests.e2e.servers import ServerProcess
+
+WATER = ["--service", "WATER_BILL", "--field", "consumer_number=3345678901"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("server")) as srv:
+        yield srv
+
+
+def _enrolled(kiosk: Kiosk, server: ServerProcess) -> dict:
+    kiosk.run("init", check=True)
+    code = server.new_kiosk()["enrollment_code"]
+    return kiosk.json("enroll", "--server", server.url, "--code", code)
+
+
+def test_enroll_contract_and_refusals(kiosk: Kiosk, server: ServerProcess) -> None:
+    kiosk.run("init", check=True)
+    bad = kiosk.run("enroll", "--server", server.url, "--code", "NOPE-NOPE-NOPE")
+    assert bad.returncode == 2 and "enrollment refused" in bad.stderr
+    down = kiosk.run("enroll", "--server", "http://127.0.0.1:9", "--code", "X")
+    assert down.returncode == 4 and "nothing changed" in down.stderr
+    code = server.new_kiosk()["enrollment_code"]
+    doc = kiosk.json("enroll", "--server", server.url, "--code", code)
+    assert doc["kiosk_code"].startswith("K") and doc["device_id"] == kiosk.json("status")["device_id"]
+    assert doc["tokens_remaining"] > 0
+    again = kiosk.run("enroll", "--server", server.url, "--code", code)
+    assert again.returncode == 2 and "already enrolled" in again.stderr
+    st = kiosk.json("status")
+    assert st["kiosk_code"] == doc["kiosk_code"] and st["last_sync_at"] is None
+    assert st["tokens"]["remaining"] == doc["tokens_remaining"]
+
+
+def test_offline_then_sync_once(kiosk: Kiosk, server: ServerProcess) -> None:
+    _enrolled(kiosk, server)
+    made = [kiosk.json("txn", "new", *WATER, "--amount", str(100 + i)) for i in range(5)]
+    assert kiosk.json("status")["outbox"]["pending"] == 5
+    res = kiosk.json("sync", "--once")
+    assert {k: res[k] for k in ("sent", "accepted", "duplicate", "rejected", "pending")} == {
+        "sent": 5,
+        "accepted": 5,
+        "duplicate": 0,
+        "rejected": 0,
+        "pending": 0,
+    }
+    assert all(d["sync_state"] == "acked" for d in kiosk.json("txn", "list"))
+    st = kiosk.json("status")
+    assert st["last_sync_at"] and st["outbox"]["rejected"] == 0 and st["tokens"]["days_left"] is not None
+    again = kiosk.json("sync", "--once")
+    assert again["sent"] == 0 and again["pending"] == 0
+    assert made[0]["token"] == kiosk.json("txn", "show", made[0]["token"])["token"]
+
+
+def test_crash_between_send_and_ack_resends_as_duplicates(kiosk: Kiosk, server: ServerProcess) -> None:
+    _enrolled(kiosk, server)
+    for i in range(7):
+        kiosk.run("txn", "new", *WATER, "--amount", str(10 + i), check=True)
+    with open_ledger(kiosk.cfg) as led:
+        engine = syncing.make_engine(kiosk.cfg, led)
+        assert engine is not None
+        batch = LedgerOutbox(led).next_batch(4, 1 << 20)
+        assert batch is not None and batch.seqs == [1, 2, 3, 4]
+        engine.client.push(batch.prev_hash, batch.records)  # the server commits; the agent "dies" here
+        assert led.outbox_counts()["sent"] == 4
+    res = kiosk.json("sync", "--once")
+    assert res["duplicate"] == 4 and res["accepted"] == 3 and res["pending"] == 0
+
+
+def test_server_down_exit_4_nothing_lost(kiosk: Kiosk, tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "srv") as srv:
+        _enrolled(kiosk, srv)
+    kiosk.run("txn", "new", *WATER, "--amount", "55", check=True)
+    proc = kiosk.run("sync", "--once", "--json")
+    assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "wait safely" in proc.stderr
+    assert json.loads(proc.stdout)["pending"] == 1
+    with srv:
+        assert kiosk.run("sync", "--once").returncode == 0
+        assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": 1, "rejected": 0}
+
+
+def test_provisional_token_gets_its_final_token(kiosk: Kiosk, server: ServerProcess) -> None:
+    enrolled = _enrolled(kiosk, server)
+    with open_ledger(kiosk.cfg) as led, led.write() as conn:
+        conn.execute("UPDATE leases SET next_serial = end_serial")  # every block spent, offline
+    prov = kiosk.json("txn", "new", *WATER, "--amount", "70")
+    assert prov["token"] == f"P{enrolled['kiosk_code']}-1"
+    kiosk.run("sync", "--once", check=True)
+    shown = kiosk.json("txn", "show", prov["token"])
+    assert shown["provisional_token"] == prov["token"] and shown["token"] != prov["token"]
+    assert len(shown["token"]) == 11
+    assert kiosk.json("txn", "show", shown["token"])["txn_id"] == prov["txn_id"]
+    assert kiosk.json("txn", "list")[0]["token"] == shown["token"]
+    assert kiosk.json("status")["tokens"]["remaining"] > 0  # topped up in the same sync
+
+
+def test_lease_top_up_and_catalog_pull(kiosk: Kiosk, server: ServerProcess, tmp_path: Path) -> None:
+    kiosk.config_path.write_text('[agent]\ndata_dir = "data"\n[tokens]\nmin_remaining = 4500\n')
+    enrolled = _enrolled(kiosk, server)
+    doc = json.loads((Path(__file__).parents[2] / "agent" / "catalog" / "default.json").read_text())
+    doc["version"] = 2
+    for s in doc["services"]:
+        if s["code"] == "WATER_BILL":
+            s["fee_paise"] = 1234
+    new_catalog = tmp_path / "catalog.json"
+    new_catalog.write_text(json.dumps(doc))
+    server.cli("catalog", "load", str(new_catalog))
+    kiosk.run("sync", "--once", check=True)
+    assert kiosk.json("status")["tokens"]["remaining"] >= 4500 > enrolled["tokens_remaining"]
+    water = [s for s in kiosk.json("catalog") if s["code"] == "WATER_BILL"][0]
+    assert water["fee_paise"] == 1234
+    assert kiosk.json("txn", "new", *WATER, "--amount", "1")["fee_paise"] == 1234
+    with open_ledger(kiosk.cfg) as led:
+        assert verify(led).ok
