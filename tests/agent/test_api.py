@@ -1,0 +1,283 @@
+"""Contract tests of the local API: a real uvicorn on a free loopback port, real HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+
+from agent.api import ApiServer, create_app, load_or_create_token
+from agent.ledger import Ledger, verify
+from tests.conftest import ELEC, Kiosk
+
+TOKEN = "t" * 43
+AADHAAR = "234567890124"
+
+
+@dataclass
+class Hooks:
+    printed: list[str] = field(default_factory=list)
+    committed: list[int] = field(default_factory=list)
+    remote: dict[str, dict[str, Any]] = field(default_factory=dict)
+    online: bool = False
+
+
+@dataclass
+class Api:
+    url: str
+    port: int
+    ledger: Ledger
+    hooks: Hooks
+    s: requests.Session
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.s.get(self.url + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.s.post(self.url + path, timeout=10, **kw)
+
+
+def _start(kiosk: Kiosk, ledger: Ledger, hooks: Hooks, *, with_printer: bool) -> ApiServer:
+    app = create_app(
+        ledger,
+        kiosk.cfg,
+        token=TOKEN,
+        online=lambda: hooks.online,
+        status_extra=lambda: {"sync": {"state": "idle"}},
+        remote_lookup=hooks.remote.get,
+        reprint=(lambda t: hooks.printed.append(t) or "queued") if with_printer else None,
+        on_commit=lambda v: hooks.committed.append(v["seq"]),
+    )
+    return ApiServer(app).start()
+
+
+@pytest.fixture
+def api(kiosk: Kiosk, ledger: Ledger) -> Iterator[Api]:
+    hooks = Hooks()
+    server = _start(kiosk, ledger, hooks, with_printer=True)
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {TOKEN}"
+    try:
+        yield Api(server.url, server.port, ledger, hooks, s)
+    finally:
+        s.close()
+        server.stop()
+
+
+def _new(
+    api: Api, amount: str = "100", headers: dict[str, str] | None = None, **extra: Any
+) -> requests.Response:
+    return api.post("/api/transactions", json={**ELEC, "amount": amount, **extra}, headers=headers)
+
+
+def test_healthz_open_api_needs_token(api: Api) -> None:
+    assert requests.get(api.url + "/healthz", timeout=5).json()["ok"] is True
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        r = requests.get(api.url + "/api/status", headers=headers, timeout=5)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    r = requests.post(api.url + "/api/transactions", json=ELEC, timeout=5)
+    assert r.status_code == 401 and api.ledger.count() == 0
+
+
+def test_foreign_host_is_refused(api: Api) -> None:
+    for host in (f"evil.example:{api.port}", f"127.0.0.1:{api.port + 1}", "127.0.0.1", ""):
+        r = api.get("/api/status", headers={"Host": host})
+        assert r.status_code == 421 and r.json()["error"] == "bad_host", host
+        assert api.get("/", headers={"Host": host}).status_code == 421
+    assert api.get("/api/status", headers={"Host": f"localhost:{api.port}"}).status_code == 200
+
+
+def test_cross_origin_writes_are_refused_and_write_nothing(api: Api) -> None:
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": f"http://localhost:{api.port + 1}"},
+        {"Referer": "http://evil.example/page"},
+    ):
+        r = api.post("/api/transactions", json=ELEC, headers=headers)
+        assert r.status_code == 403 and r.json()["error"] == "cross_origin", headers
+    assert api.ledger.count() == 0
+    same = _new(api, headers={"Origin": api.url, "Referer": api.url + "/"})
+    assert same.status_code == 201 and api.ledger.count() == 1
+
+
+def test_new_transaction_commits_and_masks(api: Api) -> None:
+    r = _new(api, "1250.50", mobile="9876543210")
+    assert r.status_code == 201
+    v = r.json()
+    assert v["seq"] == 1 and len(v["token"]) == 11 and v["amount_paise"] == 125050
+    assert v["mobile"] == "XXXXXX3210" and "9876543210" not in r.text
+    assert api.hooks.committed == [1]
+    assert api.ledger.find(v["token"])["amount_paise"] == 125050
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({**ELEC, "amount": "12.345"}, 422, "invalid_input"),
+        ({**ELEC, "amount": 100}, 422, "invalid_input"),  # rupees must be a string
+        ({**ELEC, "service": "NOPE"}, 422, "invalid_input"),
+        ({**ELEC, "fields": {"discom": "JVVNL"}}, 422, "invalid_input"),
+        ({**ELEC, "mobile": "98765"}, 422, "invalid_input"),
+        ({**ELEC, "extra": 1}, 422, "invalid_input"),
+        ({**ELEC, "aadhaar": int(AADHAAR)}, 422, "invalid_input"),
+        ({**ELEC, "aadhaar": AADHAAR}, 422, "invalid_input"),  # no Aadhaar before enrollment / service
+    ],
+)
+def test_bad_input_is_422_json_and_writes_nothing(
+    api: Api, body: dict[str, Any], status: int, code: str
+) -> None:
+    r = api.post("/api/transactions", json=body)
+    assert r.status_code == status and r.json()["error"] == code
+    assert set(r.json()) == {"error", "detail"}
+    assert AADHAAR not in r.text and "9876" not in r.text
+    assert api.ledger.count() == 0
+
+
+def test_malformed_json_and_online_only_service(api: Api) -> None:
+    r = api.post("/api/transactions", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_input"
+    online_only = next(s for s in api.get("/api/catalog").json()["services"] if s["online_only"])
+    body: dict[str, Any] = {"service": online_only["code"], "amount": "10", "fields": {}}
+    if online_only["mobile"] != "none":
+        body["mobile"] = "9876543210"
+    for f in online_only["fields"]:
+        body["fields"][f["name"]] = f["example"]
+    r = api.post("/api/transactions", json=body)
+    assert r.status_code == 409 and r.json()["error"] == "needs_connection"
+    assert api.ledger.count() == 0
+    api.hooks.online = True
+    assert api.post("/api/transactions", json=body).status_code == 201
+
+
+def test_status_reports_queue_and_extra(api: Api) -> None:
+    for i in range(3):
+        _new(api, str(10 + i))
+    api.ledger.conn.execute(
+        "UPDATE outbox SET state = 'rejected', last_error = 'token outside lease' WHERE seq = 2"
+    )
+    s = api.get("/api/status").json()
+    assert s["queue_depth"] == 2 and s["rejected"] == 1
+    assert s["ledger"]["head_seq"] == 3 and s["ledger"]["head_hash"] == api.ledger.head()[1]
+    assert s["device_id"] == api.ledger.device_id and s["online"] is False
+    assert s["tokens_remaining"] == api.ledger.tokens_remaining()
+    assert s["printer"]["kind"] == "none" and s["fingerprint"]["kind"] == "none"
+    assert s["sync"] == {"state": "idle"}
+    rejected = api.get("/api/transactions", params={"rejected": "true"}).json()["items"]
+    assert [v["seq"] for v in rejected] == [2] and rejected[0]["sync_error"] == "token outside lease"
+
+
+def test_list_search_show(api: Api) -> None:
+    views = [_new(api, str(i)).json() for i in range(1, 6)]
+    items = api.get("/api/transactions", params={"limit": 3}).json()["items"]
+    assert [v["seq"] for v in items] == [5, 4, 3]
+    api.ledger.conn.execute("UPDATE outbox SET state = 'acked' WHERE seq <= 4")
+    assert [v["seq"] for v in api.get("/api/transactions?pending=true").json()["items"]] == [5]
+    by_token = api.get("/api/transactions", params={"q": views[1]["token"]}).json()["items"]
+    assert [v["seq"] for v in by_token] == [2]
+    assert len(api.get("/api/transactions", params={"q": "elec"}).json()["items"]) == 5
+    assert api.get("/api/transactions", params={"q": "WATER"}).json()["items"] == []
+    assert api.get("/api/transactions", params={"limit": 0}).status_code == 422
+    shown = api.get(f"/api/transactions/{views[2]['token']}").json()
+    assert shown["seq"] == 3 and shown["source"] == "local"
+
+
+def test_show_falls_back_to_remote_lookup(api: Api) -> None:
+    api.hooks.remote["98765432101"] = {"token": "98765432101", "status": "accepted", "kiosk_code": "K1"}
+    r = api.get("/api/transactions/98765432101")
+    assert r.status_code == 200 and r.json() == {
+        "token": "98765432101",
+        "status": "accepted",
+        "kiosk_code": "K1",
+        "source": "server",
+    }
+    r = api.get("/api/transactions/12345678901")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert api.get("/api/transactions/bad%20ref").status_code == 422
+
+
+def test_void_and_reprint(api: Api) -> None:
+    v = _new(api).json()
+    r = api.post(f"/api/transactions/{v['token']}/void", json={"reason": "wrong amount"})
+    assert r.status_code == 200 and r.json()["kind"] == "void" and r.json()["voids_seq"] == 1
+    again = api.post(f"/api/transactions/{v['token']}/void", json={"reason": "again"})
+    assert again.status_code == 422 and "already voided" in again.json()["detail"]
+    assert api.post(f"/api/transactions/{v['token']}/void", json={}).status_code == 422
+    assert api.ledger.count() == 2
+
+    r = api.post(f"/api/transactions/{v['token']}/reprint")
+    assert r.status_code == 202 and r.json()["result"] == "queued"
+    assert api.hooks.printed == [v["token"]]
+    assert api.post("/api/transactions/12345678901/reprint").status_code == 404
+    assert api.hooks.printed == [v["token"]]
+
+
+def test_reprint_without_printer_is_501(kiosk: Kiosk, ledger: Ledger) -> None:
+    server = _start(kiosk, ledger, Hooks(), with_printer=False)
+    try:
+        h = {"Authorization": f"Bearer {TOKEN}"}
+        tok = requests.post(server.url + "/api/transactions", json=ELEC, headers=h, timeout=5).json()["token"]
+        r = requests.post(f"{server.url}/api/transactions/{tok}/reprint", headers=h, timeout=5)
+        assert r.status_code == 501 and r.json()["error"] == "printing_not_configured"
+    finally:
+        server.stop()
+
+
+def test_operator_page(api: Api) -> None:
+    r = requests.get(api.url + "/", timeout=5)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for element_id in ("service", "amount", "mobile", "submit", "queue-depth", "online-badge", "last-sync"):
+        assert f'id="{element_id}"' in r.text, element_id
+    assert 'id="recent"' in r.text and 'id="result"' in r.text
+    assert f'content="{TOKEN}"' in r.text
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert 'placeholder="210412345678"' in r.text  # field examples as placeholders
+    hi = requests.get(api.url + "/?lang=hi", timeout=5).text
+    en = requests.get(api.url + "/?lang=en", timeout=5).text
+    assert "बिजली" in hi and "Electricity" in en and "सेवा" in hi
+    js = requests.get(api.url + "/static/app.js", timeout=5)
+    assert js.status_code == 200 and "/api/status" in js.text
+
+
+def test_openapi_lists_every_endpoint(api: Api) -> None:
+    paths = requests.get(api.url + "/openapi.json", timeout=5).json()["paths"]
+    assert {
+        "/healthz",
+        "/api/status",
+        "/api/catalog",
+        "/api/transactions",
+        "/api/transactions/{token}",
+        "/api/transactions/{token}/void",
+        "/api/transactions/{token}/reprint",
+    } <= set(paths)
+
+
+def test_parallel_posts_are_serialised(api: Api) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: _new(api, str(100 + i)), range(24)))
+    assert all(r.status_code == 201 for r in results)
+    assert sorted(r.json()["seq"] for r in results) == list(range(1, 25))
+    assert len({r.json()["token"] for r in results}) == 24
+    assert verify(api.ledger).ok
+
+
+def test_stop_closes_the_port(kiosk: Kiosk, ledger: Ledger) -> None:
+    server = _start(kiosk, ledger, Hooks(), with_printer=False)
+    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    server.stop()
+    assert not server.thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_api_token_file_is_private_and_stable(kiosk: Kiosk, ledger: Ledger) -> None:
+    first = load_or_create_token(kiosk.cfg)
+    path = kiosk.cfg.data_dir / "api.token"
+    assert len(first) >= 40 and (path.stat().st_mode & 0o777) == 0o600
+    assert load_or_create_token(kiosk.cfg) == first
