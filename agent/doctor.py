@@ -1,0 +1,282 @@
+"""`kiosk-agent doctor`: one OK/WARN/FAIL line per thing a kiosk needs, each with its fix.
+
+Every check catches its own failure, so a broken config or a missing key still
+gives a useful report. Nothing here writes to the ledger. The edges (HTTP
+session, serial ports, disk usage, clock, the raqm probe) are parameters.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import requests
+import serial
+
+from agent.config import Config
+from agent.errors import AgentError
+
+Status = Literal["OK", "WARN", "FAIL"]
+MB = 1024 * 1024
+DISK_WARN = 500 * MB
+DISK_FAIL = 50 * MB
+SKEW_WARN_S = 120
+SKEW_FAIL_S = 300  # the server refuses signed requests outside +-5 min
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass
+class Probes:
+    """The outside world, injectable."""
+
+    session: requests.Session = field(default_factory=requests.Session)
+    serial_for_url: Callable[..., Any] = serial.serial_for_url
+    disk_usage: Callable[[str], Any] = shutil.disk_usage
+    now: Callable[[], float] = time.time
+    raqm: Callable[[], bool] = lambda: _raqm()
+    http_timeout: float = 3.0
+
+
+def _raqm() -> bool:
+    from PIL import features
+
+    return bool(features.check("raqm"))
+
+
+def check_config(load: Callable[[], Config]) -> tuple[Check, Config | None]:
+    try:
+        cfg = load()
+    except AgentError as exc:
+        return Check(
+            "config", "FAIL", exc.message, "fix the named setting (see agent.toml for every key)"
+        ), None
+    where = f"from {cfg.source}" if cfg.source else "defaults (no agent.toml found)"
+    return Check("config", "OK", f"{where}; data dir {cfg.data_dir}"), cfg
+
+
+def check_key(cfg: Config) -> Check:
+    from agent.ledger import keys
+
+    sec = cfg.settings.security
+    try:
+        keys.load_key(sec.key_source, cfg.key_file, sec.keyring_service)
+    except AgentError as exc:
+        fix = {
+            "env": f"set {keys.ENV_KEY} to the ledger's 64-hex key in the service's environment",
+            "keyring": "restore the key into the OS keyring, or run kiosk-agent init on a new kiosk",
+        }.get(
+            sec.key_source,
+            f"restore {cfg.key_file} from your key backup (or run kiosk-agent init on a new kiosk)",
+        )
+        return Check("key", "FAIL", exc.message, fix)
+    if sec.key_source == "file" and sys.platform != "win32":
+        mode = cfg.key_file.stat().st_mode & 0o777
+        if mode & 0o077:
+            return Check(
+                "key",
+                "WARN",
+                f"{cfg.key_file} is readable by others (mode {mode:o})",
+                f"chmod 600 {cfg.key_file}",
+            )
+    return Check("key", "OK", f"source {sec.key_source}")
+
+
+def check_ledger(cfg: Config) -> tuple[Check, str | None]:
+    """Integrity, and the server URL stored at enrollment (if any)."""
+    from agent.ledger import open_ledger, verify
+    from agent.syncing import server_url
+
+    try:
+        with open_ledger(cfg) as led:
+            res = verify(led)
+            url = server_url(cfg, led)
+    except AgentError as exc:
+        fix = (
+            "run kiosk-agent init"
+            if "init" in exc.message
+            else "check [security] key_source and the key; or restore a backup (kiosk-agent restore)"
+        )
+        return Check("ledger", "FAIL", exc.message, fix), cfg.settings.server.url or None
+    except Exception as exc:  # a damaged file
+        return Check(
+            "ledger", "FAIL", f"cannot read the ledger ({exc.__class__.__name__})", "restore a backup"
+        ), None
+    if not res.ok:
+        return (
+            Check(
+                "ledger",
+                "FAIL",
+                f"broken at seq {res.bad_seq}: {res.problem}",
+                "restore the newest good backup; tell your LSP",
+            ),
+            url,
+        )
+    return Check("ledger", "OK", f"{res.count} records verified, head seq {res.head_seq}"), url
+
+
+def check_disk(cfg: Config, probes: Probes) -> Check:
+    path = cfg.data_dir
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    free = int(probes.disk_usage(str(path)).free)
+    detail = f"{free // MB} MB free at {path}"
+    if free < DISK_FAIL:
+        return Check("disk", "FAIL", detail, "free disk space now: the ledger cannot grow")
+    if free < DISK_WARN:
+        return Check("disk", "WARN", detail, "free some disk space (old backups in <data_dir>/backups)")
+    return Check("disk", "OK", detail)
+
+
+def check_server(url: str | None, probes: Probes) -> list[Check]:
+    """Reachability of <url>/healthz and clock skew from its Date header."""
+    if not url:
+        return [
+            Check(
+                "server", "WARN", "no server URL (not enrolled)", "kiosk-agent enroll, or set [server] url"
+            ),
+            Check("clock", "WARN", "unknown (no server to compare with)", ""),
+        ]
+    try:
+        resp = probes.session.get(f"{url}/healthz", timeout=probes.http_timeout)
+    except requests.RequestException as exc:
+        offline = "check the internet link; the kiosk keeps working offline and syncs later"
+        return [
+            Check("server", "WARN", f"{url} unreachable ({exc.__class__.__name__})", offline),
+            Check("clock", "WARN", "unknown (server unreachable)", ""),
+        ]
+    server = (
+        Check("server", "OK", f"{url} answers")
+        if resp.status_code == 200
+        else Check("server", "WARN", f"{url}/healthz answered HTTP {resp.status_code}", "tell your LSP")
+    )
+    date = resp.headers.get("Date")
+    try:
+        skew = probes.now() - parsedate_to_datetime(date).timestamp() if date else None
+    except (TypeError, ValueError):
+        skew = None
+    if skew is None:
+        return [server, Check("clock", "WARN", "unknown (the server sent no Date)", "")]
+    detail = f"local clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the server"
+    fix = "set the PC's clock (enable NTP / Windows time sync)"
+    if abs(skew) > SKEW_FAIL_S:
+        return [server, Check("clock", "FAIL", detail + "; sync will be refused", fix)]
+    if abs(skew) > SKEW_WARN_S:
+        return [server, Check("clock", "WARN", detail, fix)]
+    return [server, Check("clock", "OK", detail)]
+
+
+def _open_port(url: str, probes: Probes) -> str | None:
+    """None if the port opens (then closed again), else why not."""
+    try:
+        port = probes.serial_for_url(url, timeout=1, do_not_open=False)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        return f"{exc.__class__.__name__}: {str(exc)[:120]}"
+    try:
+        port.close()
+    except Exception:
+        pass
+    return None
+
+
+def check_printer(cfg: Config, probes: Probes) -> Check:
+    url = cfg.settings.printer.url
+    if url == "none":
+        return Check("printer", "OK", 'disabled ([printer] url = "none")')
+    problem = _open_port(url, probes)
+    if problem:
+        return Check(
+            "printer",
+            "FAIL",
+            f"cannot open {url} ({problem})",
+            "check the cable and power, and [printer] url",
+        )
+    return Check("printer", "OK", f"{url} opens")
+
+
+def check_fingerprint(cfg: Config, probes: Probes) -> Check:
+    fp = cfg.settings.fingerprint
+    if fp.kind == "none":
+        return Check("fingerprint", "OK", "disabled")
+    if fp.kind == "r30x":
+        if not fp.url:
+            return Check(
+                "fingerprint", "FAIL", "kind is r30x but [fingerprint] url is empty", "set the sensor's port"
+            )
+        problem = _open_port(fp.url, probes)
+        if problem:
+            return Check(
+                "fingerprint", "FAIL", f"cannot open {fp.url} ({problem})", "check the sensor's cable"
+            )
+        return Check("fingerprint", "OK", f"{fp.url} opens")
+    from hardware.errors import HardwareError
+    from hardware.fingerprint.rdservice import RDServiceClient
+
+    client = RDServiceClient(session=probes.session, ports=fp.rdservice_ports, probe_timeout=0.5)
+    try:
+        svc = client.discover()
+    except HardwareError as exc:
+        return Check("fingerprint", "FAIL", str(exc)[:200], "install/start the device's RD service")
+    if not svc.ready:
+        return Check(
+            "fingerprint",
+            "WARN",
+            f"RD service on port {svc.port} is {svc.status}",
+            "plug in the fingerprint device",
+        )
+    return Check("fingerprint", "OK", f"RD service READY on port {svc.port}")
+
+
+def check_raqm(cfg: Config | None, probes: Probes) -> Check:
+    if probes.raqm():
+        return Check("raqm", "OK", "Pillow has raqm (Hindi text shapes correctly)")
+    hindi = cfg is not None and cfg.settings.printer.url != "none" and cfg.settings.printer.lang == "hi"
+    return Check(
+        "raqm",
+        "FAIL" if hindi else "WARN",
+        "Pillow has no raqm: Hindi receipt lines will be mis-shaped",
+        'install libraqm (apt install libraqm0; Windows wheels include it) or set [printer] lang = "en"',
+    )
+
+
+def run_checks(load: Callable[[], Config], probes: Probes | None = None) -> list[Check]:
+    probes = probes or Probes()
+    config_check, cfg = check_config(load)
+    out = [config_check]
+    if cfg is None:
+        skipped = "not checked: the config is invalid"
+        out += [
+            Check(n, "WARN", skipped)
+            for n in ("key", "ledger", "disk", "server", "clock", "printer", "fingerprint")
+        ]
+        return out + [check_raqm(None, probes)]
+    out.append(check_key(cfg))
+    ledger_check, url = check_ledger(cfg)
+    out.append(ledger_check)
+    out.append(check_disk(cfg, probes))
+    out += check_server(url, probes)
+    out.append(check_printer(cfg, probes))
+    out.append(check_fingerprint(cfg, probes))
+    out.append(check_raqm(cfg, probes))
+    return out
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(c.status == "FAIL" for c in checks)
+
+
+__all__ = ["Check", "Probes", "failed", "run_checks"]
