@@ -8,6 +8,8 @@ import click
 
 from agent.cli._common import State
 from agent.cli.backup_cmds import backup_cmd, rekey_cmd, restore_cmd
+from agent.cli.doctor_cmd import doctor_cmd
+from agent.cli.hardware_cmds import hardware_defaults, operator, receipt
 from agent.cli.ledger_cmds import catalog_cmd, init_cmd, status_cmd, verify_cmd
 from agent.cli.sync_cmds import enroll_cmd, sync_cmd
 from agent.cli.txn import txn
@@ -16,7 +18,24 @@ from agent.errors import AgentError
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Mounts the hardware groups lazily: `status` must not pay for importing pyserial and Pillow."""
+
+    lazy = ("sim", "fingerprint", "printer")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import hardware.cli
+
+            cmd: click.Command = getattr(hardware.cli, name)
+            return cmd
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -28,6 +47,8 @@ __all__ = ["cli", "main"]
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Offline-first kiosk agent: encrypted ledger, offline tokens, sync."""
     ctx.obj = State(config_path)
+    if ctx.invoked_subcommand in ("fingerprint", "printer"):
+        ctx.default_map = hardware_defaults(ctx.obj)
 
 
 for command in (
@@ -38,9 +59,12 @@ for command in (
     catalog_cmd,
     enroll_cmd,
     sync_cmd,
+    receipt,
+    operator,
     backup_cmd,
     restore_cmd,
     rekey_cmd,
+    doctor_cmd,
 ):
     cli.add_command(command)
 

@@ -43,20 +43,21 @@ def txn_new(
     operator: str | None,
     as_json: bool,
 ) -> None:
-    """Record a transaction and issue its token (printed only after the commit)."""
-    from agent import transactions
+    """Record a transaction and issue its token; the receipt prints after the commit."""
+    from agent import operators, printing, transactions
     from agent.ledger import open_ledger
 
     cfg = state.cfg
-    req = transactions.NewTxn(
-        service=service,
-        amount=amount,
-        operator=operator or cfg.settings.agent.operator,
-        mobile=mobile,
-        aadhaar=aadhaar,
-        fields=transactions.parse_field_options(fields),
-    )
+    given = transactions.parse_field_options(fields)
     with open_ledger(cfg) as ledger:
+        req = transactions.NewTxn(
+            service=service,
+            amount=amount,
+            operator=operator or operators.current(cfg, ledger),
+            mobile=mobile,
+            aadhaar=aadhaar,
+            fields=given,
+        )
 
         def online() -> bool:  # asked only for online-only services: offline work never waits on it
             from agent import syncing
@@ -64,7 +65,10 @@ def txn_new(
             url = syncing.server_url(cfg, ledger)
             return bool(url and ledger.kiosk_code and syncing.make_client(cfg, ledger, url).healthy())
 
-        v = transactions.create(ledger, req, online=online)
+        with_printer = printing.enabled(cfg)
+        v = transactions.create(ledger, req, online=online, queue_print=with_printer)
+        if with_printer:  # committed already: a printer problem leaves the job pending, exit stays 0
+            v["print_state"], v["print_error"] = printing.first_print(cfg, ledger, v["seq"])
     emit(v, as_json, lambda d: f"token {d['token']}  (seq {d['seq']})\n{_line(d)}")
 
 

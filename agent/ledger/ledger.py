@@ -217,6 +217,12 @@ class Ledger:
             raise NotFound(f"no transaction with token or id '{ref[:40]}' in this kiosk's ledger")
         return rows[0]
 
+    def by_seq(self, seq: int) -> dict[str, Any]:
+        rows = self._rows("WHERE r.seq = ?", (seq,))
+        if not rows:
+            raise NotFound(f"no record with seq {seq}")
+        return rows[0]
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
 

@@ -85,7 +85,18 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+def _m2_operators(db: sqlite_utils.Database) -> None:
+    """Operators enrolled on the R30x sensor: the template stays on the sensor, we keep its slot."""
+    db.execute(
+        """CREATE TABLE operators (
+            name TEXT PRIMARY KEY,
+            slot INTEGER NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_operators]
 
 
 def schema_version(conn: Connection) -> int:
