@@ -5,10 +5,12 @@ never edit an old one (tests migrate from every earlier version)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from agent.ledger.db import Connection
+
+if TYPE_CHECKING:  # imported in migrate(): opening a current ledger never needs it (~30 ms)
+    import sqlite_utils
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -105,6 +107,8 @@ def schema_version(conn: Connection) -> int:
 
 def migrate(conn: Connection) -> int:
     """Apply every migration past the stored version; return the new version."""
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     version = schema_version(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
