@@ -23,22 +23,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def setup(cfg: Config, *, fmt: str | None = None) -> None:
+def setup(cfg: Config, *, fmt: str | None = None, console: bool = False) -> None:
     """Route the agent's loggers to ``<data_dir>/logs/agent.log`` once the data dir exists."""
     root = logging.getLogger()
     if any(getattr(h, "_kiosk_agent", False) for h in root.handlers):
         return
     a = cfg.settings.agent
     root.setLevel(a.log_level)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run INFO lines drown ours
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if (fmt or a.log_format) == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    if console:  # the service's stderr: the journal under systemd
+        stream = logging.StreamHandler()
+        stream.setFormatter(formatter)
+        root.addHandler(stream)
     if not cfg.data_dir.exists():
         return
     cfg.log_dir.mkdir(exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(
         cfg.log_dir / "agent.log", maxBytes=a.log_max_bytes, backupCount=a.log_backups, encoding="utf-8"
     )
-    if (fmt or a.log_format) == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter)
     handler._kiosk_agent = True  # type: ignore[attr-defined]
     root.addHandler(handler)

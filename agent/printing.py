@@ -9,6 +9,8 @@ reprint`, marked DUPLICATE on paper), so nothing prints twice by itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,59 +73,72 @@ def _set_job(ledger: Ledger, job_id: int, state: str, error: str | None) -> None
         )
 
 
-def print_job(cfg: Config, ledger: Ledger, job_id: int, printer: Any = None) -> tuple[str, str | None]:
-    """Print one job; return (state, reason). Never raises for printer trouble."""
+Guard = Callable[[], AbstractContextManager[Any]]
+
+
+def print_job(
+    cfg: Config, ledger: Ledger, job_id: int, printer: Any = None, guard: Guard = nullcontext
+) -> tuple[str, str | None]:
+    """Print one job; return (state, reason). Never raises for printer trouble.
+    ``guard`` is held around ledger use only, never across the printer I/O."""
     from hardware import HardwareError
 
-    row = ledger.conn.execute("SELECT seq, duplicate FROM print_jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None:
-        raise InvalidInput(f"no print job {job_id}")
-    seq, duplicate = row
-    data = receipt_data(ledger, ledger.by_seq(seq), duplicate=bool(duplicate), lang=cfg.settings.printer.lang)
+    with guard():
+        row = ledger.conn.execute("SELECT seq, duplicate FROM print_jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise InvalidInput(f"no print job {job_id}")
+        seq, duplicate = row
+        data = receipt_data(
+            ledger, ledger.by_seq(seq), duplicate=bool(duplicate), lang=cfg.settings.printer.lang
+        )
     own = printer is None
     printer = printer or _open(cfg)
     try:
         printer.print_receipt(data, sign=ledger.sign)
     except HardwareError as exc:
         reason = str(exc)[:200]
-        _set_job(ledger, job_id, "pending", reason)
+        with guard():
+            _set_job(ledger, job_id, "pending", reason)
         log.warning("receipt for seq %d not printed: %s", seq, reason)
         return "pending", reason
     finally:
         if own:
             printer.close()
-    _set_job(ledger, job_id, "printed", None)
+    with guard():
+        _set_job(ledger, job_id, "printed", None)
     return "printed", None
 
 
-def first_print(cfg: Config, ledger: Ledger, seq: int) -> tuple[str, str | None]:
+def first_print(cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontext) -> tuple[str, str | None]:
     """The one automatic print of a new transaction's receipt."""
-    row = ledger.conn.execute(
-        "SELECT id FROM print_jobs WHERE seq = ? AND attempts = 0 AND state = 'pending' ORDER BY id LIMIT 1",
-        (seq,),
-    ).fetchone()
+    with guard():
+        row = ledger.conn.execute(
+            "SELECT id FROM print_jobs WHERE seq = ? AND attempts = 0 AND state = 'pending' ORDER BY id LIMIT 1",
+            (seq,),
+        ).fetchone()
     if row is None:
         return "none", None
-    return print_job(cfg, ledger, int(row[0]))
+    return print_job(cfg, ledger, int(row[0]), guard=guard)
 
 
-def reprint(cfg: Config, ledger: Ledger, ref: str) -> dict[str, Any]:
+def reprint(cfg: Config, ledger: Ledger, ref: str, guard: Guard = nullcontext) -> dict[str, Any]:
     """Print again, marked DUPLICATE; earlier pending jobs of it are closed as superseded."""
     if not enabled(cfg):
         raise InvalidInput('no printer is configured ([printer] url is "none")')
-    row = ledger.find(ref)
+    with guard():
+        row = ledger.find(ref)
     if row["kind"] != "sale":
         raise InvalidInput("only a sale has a receipt")
     now = ledger.now()
-    with ledger.write() as conn:
+    with guard(), ledger.write() as conn:
         cur = conn.execute(
             "INSERT INTO print_jobs (seq, state, duplicate, created_at, updated_at) VALUES (?, 'pending', 1, ?, ?)",
             (row["seq"], now, now),
         )
         job_id = int(cur.lastrowid)
-    state, reason = print_job(cfg, ledger, job_id)
+    state, reason = print_job(cfg, ledger, job_id, guard=guard)
     if state == "printed":
-        with ledger.write() as conn:
+        with guard(), ledger.write() as conn:
             conn.execute(
                 "UPDATE print_jobs SET state = 'failed', last_error = 'superseded by a reprint', updated_at = ? "
                 "WHERE seq = ? AND id < ? AND state = 'pending'",

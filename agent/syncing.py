@@ -16,6 +16,7 @@ from agent.ledger.outbox import LedgerOutbox
 from sync import canonical
 from sync.client import SyncClient
 from sync.engine import Backoff, SyncEngine
+from sync.outbox import Outbox
 from sync.errors import SyncError
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,17 @@ def make_engine(
     session: requests.Session | None = None,
     progress: Callable[[int, int], None] | None = None,
     sleep: Callable[[float], None] | None = None,
+    outbox: Outbox | None = None,
 ) -> SyncEngine | None:
-    """None before enrollment (nothing to sync to)."""
+    """None before enrollment (nothing to sync to). ``outbox`` replaces the
+    plain LedgerOutbox (``run`` passes one that takes the ledger lock per call)."""
     url = server_url(cfg, ledger)
     if not url or not ledger.kiosk_code:
         return None
     s = cfg.settings.sync
     kw: dict[str, Any] = {"sleep": sleep} if sleep else {}
     return SyncEngine(
-        LedgerOutbox(ledger),
+        outbox or LedgerOutbox(ledger),
         make_client(cfg, ledger, url, session),
         batch_max_records=s.batch_max_records,
         batch_max_bytes=s.batch_max_bytes,

@@ -12,6 +12,7 @@ from agent.cli.doctor_cmd import doctor_cmd
 from agent.cli.hardware_cmds import hardware_defaults, operator, receipt
 from agent.cli.ledger_cmds import catalog_cmd, init_cmd, status_cmd, verify_cmd
 from agent.cli.service_cmd import service
+from agent.cli.run_cmd import run_cmd
 from agent.cli.sync_cmds import enroll_cmd, sync_cmd
 from agent.cli.txn import txn
 from agent.errors import AgentError
@@ -62,6 +63,7 @@ for command in (
     sync_cmd,
     receipt,
     operator,
+    run_cmd,
     backup_cmd,
     restore_cmd,
     rekey_cmd,

@@ -19,6 +19,8 @@ class State:
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
+        self.log_format: str | None = None  # `run --log-format` sets it before the first cfg use
+        self.log_console = False
         self._cfg: Config | None = None
 
     @property
@@ -27,7 +29,7 @@ class State:
             from agent import config, logs
 
             self._cfg = config.load(self.config_path)
-            logs.setup(self._cfg)
+            logs.setup(self._cfg, fmt=self.log_format, console=self.log_console)
         return self._cfg
 
 

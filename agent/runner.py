@@ -1,0 +1,283 @@
+"""`kiosk-agent run`: one process holding the ledger, the scheduler, the
+printer and the local API (DESIGN section 9).
+
+Signals only set ``stop``; the main thread then shuts down in one path:
+stop serving, stop the jobs, finish the current write (the ledger lock),
+close the ledger, release the data-dir lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent import printing, sdnotify, syncing
+from agent.config import Config
+from agent.ledger import Ledger, open_ledger
+from agent.ledger.outbox import LedgerOutbox
+from agent.lockfile import DirLock
+from sync.engine import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class LockedOutbox:
+    """The ledger's outbox with the ledger lock taken per call, never across
+    the engine's network I/O."""
+
+    def __init__(self, inner: LedgerOutbox, lock: Any) -> None:
+        self._inner = inner
+        self._lock = lock
+        self.device_id = inner.device_id
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args: Any, **kw: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kw)
+
+        return locked
+
+
+class Runner:
+    def __init__(
+        self,
+        cfg: Config,
+        stop: threading.Event,
+        *,
+        session: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.session = session
+        self.clock = clock
+        self.dir_lock = DirLock(cfg.data_dir)
+        self.ledger: Ledger | None = None
+        self.access: Any = None
+        self.scheduler: Any = None
+        self.api_thread: threading.Thread | None = None
+        self.api_stop = threading.Event()
+        self.api_ready = threading.Event()
+        self.backoff = Backoff(cfg.settings.sync.backoff_base_s, cfg.settings.sync.backoff_cap_s)
+        self.next_sync_at = 0.0
+        self.sync_state = "starting"
+        self.printer_state = "disabled" if not printing.enabled(cfg) else "unknown"
+        self.online = False
+        self.port: int | None = None
+
+    # -- start ------------------------------------------------------------
+    def start(self) -> None:
+        from agent.api import LedgerAccess, bind, create_app, load_or_create_token, serve
+
+        self.dir_lock.acquire()
+        try:
+            self.ledger = open_ledger(self.cfg)
+            self.access = LedgerAccess(self.ledger)
+            if not self.ledger.kiosk_code:
+                self.sync_state = "waiting: not enrolled (kiosk-agent enroll)"
+            api = self.cfg.settings.local_api
+            sock = bind(api.host, api.port)
+            self.port = sock.getsockname()[1]
+            app = create_app(
+                self.access,
+                self.cfg,
+                token=load_or_create_token(self.cfg),
+                online=lambda: self.online,
+                status_extra=self.status_extra,
+                remote_lookup=self.remote_lookup,
+                reprint=self.reprint if printing.enabled(self.cfg) else None,
+                on_commit=self.on_commit,
+            )
+            self.api_thread = threading.Thread(
+                target=serve,
+                args=(app, api.host, self.port, self.api_ready, self.api_stop),
+                kwargs={"sock": sock},
+                name="local-api",
+                daemon=True,
+            )
+            self.api_thread.start()
+            self.scheduler = self._build_scheduler()
+            self.scheduler.start()
+            if not self.api_ready.wait(10):
+                raise RuntimeError("the local API did not start")
+        except BaseException:
+            self.shutdown()
+            raise
+        sdnotify.notify("READY=1")
+        log.info("kiosk-agent running: local API on %s:%s", self.cfg.settings.local_api.host, self.port)
+
+    def _build_scheduler(self) -> Any:
+        from agent import scheduler
+
+        s = self.cfg.settings.sync
+        specs = [
+            scheduler.JobSpec("sync", self.sync_job, s.interval_s, max(1, s.interval_s // 6), first_in_s=1),
+            scheduler.JobSpec("heartbeat", self.heartbeat_job, s.heartbeat_s, max(1, s.heartbeat_s // 6)),
+            scheduler.JobSpec("leases", self.leases_job, 3600, 300),
+            scheduler.JobSpec("checkpoint", self.checkpoint_job, 600, 60),
+            scheduler.JobSpec("backup", self.backup_job, 86_400, 1800, first_in_s=300),
+            scheduler.JobSpec("printer", self.printer_job, 30, 5, first_in_s=0.5),
+        ]
+        return scheduler.build(specs)
+
+    # -- jobs -------------------------------------------------------------
+    def _engine(self) -> Any:
+        with self.access() as led:
+            return syncing.make_engine(
+                self.cfg, led, session=self.session, outbox=LockedOutbox(LedgerOutbox(led), self.access.lock)
+            )  # type: ignore[arg-type]
+
+    def sync_job(self) -> None:
+        if self.stop.is_set() or self.clock() < self.next_sync_at:
+            return
+        engine = self._engine()
+        if engine is None:
+            self.sync_state = "waiting: not enrolled (kiosk-agent enroll)"
+            return
+        report = engine.run_once()
+        if report.error:
+            delay = self.backoff.next_delay(report.retry_after_s)
+            self.next_sync_at = self.clock() + delay
+            self.online = False if report.transient else self.online
+            self.sync_state = f"waiting: {report.error} (retry in {delay:.0f} s)"
+        else:
+            self.backoff.reset()
+            self.next_sync_at = 0.0
+            self.online = True
+            self.sync_state = "ok" if not report.rejected else f"ok, {report.rejected} rejected"
+        log.info(
+            "sync: sent %d accepted %d duplicate %d rejected %d pending %d%s",
+            report.sent,
+            report.accepted,
+            report.duplicate,
+            report.rejected,
+            report.pending,
+            f" ({report.error})" if report.error else "",
+        )
+
+    def heartbeat_job(self) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        from sync.errors import SyncError
+
+        try:
+            resp = engine.heartbeat(
+                {"printer": self.printer_state, "fingerprint": self.cfg.settings.fingerprint.kind}
+            )
+        except SyncError as exc:
+            self.online = False if exc.transient else self.online
+            return
+        self.online = True
+        for message in resp.messages:
+            log.warning("message from the server: %s", message[:200])
+
+    def leases_job(self) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        from sync.errors import SyncError
+
+        try:
+            engine.top_up_leases()
+        except SyncError as exc:
+            log.info("lease top-up waits: %s", exc.message)
+
+    def checkpoint_job(self) -> None:
+        with self.access() as led:
+            led.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def backup_job(self) -> None:
+        from agent.backup import backup_rotate
+
+        with self.access() as led:
+            backup_rotate(self.cfg, led)
+
+    def printer_job(self) -> None:
+        if not printing.enabled(self.cfg):
+            return
+        from hardware import open_printer
+
+        p = self.cfg.settings.printer
+        printer = open_printer(p.url, width_dots=p.width_dots, usb_id=p.usb_vid_pid or None)
+        try:
+            self.printer_state = str(printer.status())
+        finally:
+            printer.close()
+
+    # -- API hooks ----------------------------------------------------------
+    def on_commit(self, view: dict[str, Any]) -> None:
+        from agent import scheduler
+
+        if self.scheduler is not None:
+            scheduler.run_soon(self.scheduler, "sync", 2.0)  # debounced: a burst makes one sync
+            self.next_sync_at = (
+                min(self.next_sync_at, self.clock() + 2.0) if self.online else self.next_sync_at
+            )
+        if printing.enabled(self.cfg) and view.get("kind") == "sale" and self.ledger is not None:
+            view["print_state"], view["print_error"] = printing.first_print(
+                self.cfg, self.ledger, int(view["seq"]), guard=self.access
+            )
+
+    def reprint(self, token: str) -> dict[str, Any]:
+        assert self.ledger is not None
+        return printing.reprint(self.cfg, self.ledger, token, guard=self.access)
+
+    def remote_lookup(self, token: str) -> dict[str, Any] | None:
+        engine = self._engine()
+        if engine is None:
+            return None
+        from sync.errors import SyncError
+
+        engine.client.timeout_s = min(engine.client.timeout_s, 5.0)
+        try:
+            return dict(engine.client.token_status(token).model_dump(exclude_none=True))
+        except SyncError:
+            return None
+
+    def status_extra(self) -> dict[str, Any]:
+        return {
+            "online": self.online,
+            "sync_state": self.sync_state,
+            "printer": self.printer_state,
+            "fingerprint": self.cfg.settings.fingerprint.kind,
+        }
+
+    # -- run and stop -------------------------------------------------------
+    def wait(self) -> None:
+        wd = sdnotify.watchdog_interval()
+        tick = max(0.5, wd / 2) if wd else 3600.0
+        while not self.stop.wait(tick):
+            sdnotify.notify("WATCHDOG=1")
+
+    def shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        self.api_stop.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.api_thread is not None:
+            self.api_thread.join(timeout=3)
+        if self.ledger is not None:
+            with self.access.lock:  # waits for the write in progress, then no more
+                self.ledger.close()
+            self.ledger = None
+        self.dir_lock.release()
+        log.info("kiosk-agent stopped")
+
+
+def run(cfg: Config, stop: threading.Event) -> int:
+    """Serve until ``stop`` is set; the one graceful path for signals and services."""
+    runner = Runner(cfg, stop)
+    runner.start()
+    try:
+        runner.wait()
+    finally:
+        runner.shutdown()
+    return 0

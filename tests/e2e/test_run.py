@@ -1,0 +1,90 @@
+"""`kiosk-agent run` as a real process: start, serve, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Kiosk
+from tests.e2e.agent_proc import AgentProcess, with_port
+from tests.e2e.servers import ServerProcess, free_port
+
+WATER = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}
+
+
+@pytest.fixture
+def agent(kiosk: Kiosk) -> Iterator[AgentProcess]:
+    port = free_port()
+    with_port(kiosk, port)
+    kiosk.run("init", "--dev-leases", check=True)
+    a = AgentProcess(kiosk, port=port)
+    yield a
+    a.kill()
+
+
+def test_sigterm_exits_0_fast_and_loses_nothing(agent: AgentProcess) -> None:
+    agent.start()
+    made = [agent.api("POST", "/api/transactions", json=WATER) for _ in range(5)]
+    assert all(r.status_code == 201 for r in made), made[0].text
+    tokens = {r.json()["token"] for r in made}
+    code, took = agent.stop(signal.SIGTERM)
+    assert code == 0 and took < 5, (code, took)
+    listed = agent.kiosk.json("txn", "list")
+    assert {d["token"] for d in listed} == tokens
+    assert agent.kiosk.json("verify")["ok"] is True
+    assert "kiosk-agent stopped" in agent.log()
+
+
+def test_ctrl_c_takes_the_same_path(agent: AgentProcess) -> None:
+    agent.start()
+    code, took = agent.stop(signal.SIGINT)
+    assert code == 0 and took < 5
+
+
+def test_second_run_on_same_data_dir_refuses(agent: AgentProcess) -> None:
+    agent.start()
+    second = agent.kiosk.run("run", timeout=30)
+    assert second.returncode == 2 and "already using" in second.stderr
+    assert agent.proc is not None and agent.proc.poll() is None  # the first one is unharmed
+    assert agent.stop()[0] == 0
+    # and after a SIGKILL the OS lock is gone: run starts again
+    agent.start()
+    agent.kill()
+    agent.start()
+    assert agent.stop()[0] == 0
+
+
+def test_runs_before_enrollment_and_says_why_sync_waits(agent: AgentProcess) -> None:
+    agent.start()
+    st = agent.api("GET", "/api/status").json()
+    assert st["kiosk_code"] is None and "not enrolled" in st["sync_state"]
+    assert agent.api("POST", "/api/transactions", json=WATER).status_code == 201
+
+
+def test_server_unreachable_then_back_syncs_by_itself(kiosk: Kiosk, tmp_path: Path) -> None:
+    port = free_port()
+    with_port(kiosk, port, "[sync]\ninterval_s = 5\nbackoff_base_s = 0.2\nbackoff_cap_s = 1.0\n")
+    kiosk.run("init", check=True)
+    server = ServerProcess(tmp_path / "srv")
+    with server:
+        kiosk.json("enroll", "--server", server.url, "--code", server.new_kiosk()["enrollment_code"])
+    agent = AgentProcess(kiosk, port=port).start()
+    try:
+        made = agent.api("POST", "/api/transactions", json=WATER).json()
+        import time
+
+        deadline = time.monotonic() + 20
+        while "waiting" not in agent.api("GET", "/api/status").json()["sync_state"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # polling with a deadline
+        with server:
+            deadline = time.monotonic() + 30
+            while agent.api("GET", f"/api/transactions/{made['token']}").json()["sync_state"] != "acked":
+                assert time.monotonic() < deadline, agent.api("GET", "/api/status").json()
+                time.sleep(0.1)  # polling with a deadline
+            assert agent.api("GET", "/api/status").json()["sync_state"].startswith("ok")
+    finally:
+        assert agent.stop()[0] == 0
