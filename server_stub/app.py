@@ -150,7 +150,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return _error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
@@ -236,7 +238,9 @@ def create_app(
             return record_heartbeat(conn, dev.device_id, dev.kiosk_code, req, state.now_ms(), config.timezone)
 
     @app.get("/v1/tokens/{token}", response_model=TokenStatus, tags=["device"], responses=DEVICE)
-    def get_token(token: Annotated[str, Path(max_length=80)], dev: DeviceDep) -> TokenStatus:
+    def get_token(
+        token: Annotated[str, Path(max_length=80, pattern=r"^[0-9A-Za-z-]+$")], dev: DeviceDep
+    ) -> TokenStatus:
         with engine.connect() as conn:
             return token_status(conn, token)
 
@@ -259,8 +263,10 @@ def create_app(
         request: Request,
         caller: Annotated[str, Depends(lsp_caller)],
         date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD (IST)")],
-        kiosk_code: Annotated[str | None, Query(max_length=32)] = None,
-        lsp_id: Annotated[str | None, Query(max_length=32, description="must be your own LSP id")] = None,
+        kiosk_code: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$")] = None,
+        lsp_id: Annotated[
+            str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$", description="your own LSP id")
+        ] = None,
         format: Annotated[Literal["json", "csv"] | None, Query()] = None,
     ) -> Response:
         if lsp_id is not None and lsp_id != caller:

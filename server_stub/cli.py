@@ -178,7 +178,7 @@ def reconcile_cmd(
     else:
         from rich.console import Console
 
-        Console().print(reconcile.to_table(report))
+        Console(width=None if sys.stdout.isatty() else 200).print(reconcile.to_table(report))
 
 
 @cli.command(help="Serve the HTTP API with uvicorn (migrates the database first).")

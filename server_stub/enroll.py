@@ -11,10 +11,10 @@ from server_stub import catalog
 from server_stub.admin import normalise_enrollment_code, sha256_hex
 from server_stub.config import ServerConfig
 from server_stub.db import devices, kiosks
-from server_stub.errors import BadRequest, Conflict, Unauthorized
+from server_stub.errors import Conflict, Unauthorized, Unprocessable
 from server_stub.keys import ServerKeys
 from server_stub.leases import allocate, device_leases
-from sync.canonical import genesis_hash
+from sync.canonical import genesis_hash, load_public_key_b64
 from sync.protocol import EnrollRequest, EnrollResponse
 
 
@@ -24,8 +24,9 @@ def enroll(
     try:
         if len(base64.b64decode(req.device_public_key, validate=True)) != 32:
             raise ValueError
+        load_public_key_b64(req.device_public_key)
     except ValueError:
-        raise BadRequest(
+        raise Unprocessable(
             "device_public_key must be a raw Ed25519 key (32 bytes, base64)", code="bad_public_key"
         ) from None
     code_hash = sha256_hex(normalise_enrollment_code(req.enrollment_code))

@@ -24,6 +24,13 @@ class BadRequest(ServerError):
     code = "bad_request"
 
 
+class Unprocessable(ServerError):
+    """Well-formed and schema-valid, but not meaningful (non-consecutive seqs, 2026-13-45)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class Unauthorized(ServerError):
     status = 401
     code = "unauthorized"

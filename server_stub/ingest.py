@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Connection
 
 from server_stub.db import devices, gap_reports, is_postgres, leases, quarantine, records, tokens
-from server_stub.errors import BadRequest, Unauthorized
+from server_stub.errors import Unauthorized, Unprocessable
 from server_stub.leases import take_serials
 from sync.canonical import CanonicalError, canonical_json, record_hash, verify_hash
 from sync.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
@@ -121,7 +121,9 @@ def ingest_batch(
     recs: list[WireRecord] = batch.records
     first = recs[0].seq
     if any(r.seq != first + i for i, r in enumerate(recs)):
-        raise BadRequest("the records of a batch must have consecutive seqs, oldest first", code="bad_batch")
+        raise Unprocessable(
+            "the records of a batch must have consecutive seqs, oldest first", code="bad_batch"
+        )
     last = recs[-1].seq
 
     query = sa.select(devices).where(devices.c.device_id == device_id)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from server_stub import catalog
 from server_stub.db import devices, gap_reports, heartbeat_days, kiosks, quarantine, records
-from server_stub.errors import BadRequest, NotFound
+from server_stub.errors import NotFound, Unprocessable
 from sync.commission import commission_paise
 from sync.protocol import KioskRecon, Reconciliation, ReconRow
 
@@ -44,7 +44,7 @@ def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise BadRequest(f"date {text!r} is not YYYY-MM-DD", code="bad_date") from None
+        raise Unprocessable(f"date {text!r} is not YYYY-MM-DD", code="bad_date") from None
 
 
 def day_window_ms(day: date, tz: str) -> tuple[int, int]:

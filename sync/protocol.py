@@ -69,7 +69,10 @@ class Lease(_Model):
 
 class EnrollRequest(_Model):
     enrollment_code: Annotated[StrictStr, Field(min_length=1, max_length=64)]
-    device_public_key: Annotated[B64, Field(description="raw Ed25519 public key, base64")]
+    device_public_key: Annotated[
+        StrictStr,
+        Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="raw Ed25519 public key (32 bytes), base64"),
+    ]
     device_id: Annotated[DeviceId, Field(description="client-generated UUID")]
 
 

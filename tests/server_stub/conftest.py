@@ -90,26 +90,31 @@ def wait_healthy(base_url: str, deadline_s: float = 30.0, proc: subprocess.Popen
 
 
 class ThreadServer:
-    """uvicorn serving an app from a background thread on a socket we bound (port 0)."""
+    """uvicorn serving an app from a background thread on an ephemeral loopback port (port 0)."""
 
     def __init__(self, app: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = 0
+        self.url = ""
 
     def __enter__(self) -> ThreadServer:
         self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.005)  # polling with a deadline
+        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         wait_healthy(self.url)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-        self.sock.close()
 
 
 @dataclass
@@ -168,8 +173,10 @@ def server(start_server: Callable[..., Harness]) -> Harness:
     return start_server(rate_per_s=0)
 
 
-def kiosk_server_argv(db_url: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", "from server_stub.cli import main; main()", "--db", db_url, *args]
+def kiosk_server_argv(db_url: str | None, *args: str) -> list[str]:
+    """`kiosk-server [--db URL] ARGS` with this interpreter (the venv's console script needs no PATH)."""
+    db = ["--db", db_url] if db_url is not None else []
+    return [sys.executable, "-c", "from server_stub.cli import main; main()", *db, *args]
 
 
 def run_cli(db_url: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

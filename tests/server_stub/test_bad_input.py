@@ -103,11 +103,11 @@ def test_malformed_json_and_wrong_types_are_4xx(small: Harness, raw: bytes) -> N
     assert "error" in resp.json()
 
 
-def test_batch_with_non_consecutive_seqs_is_400(small: Harness) -> None:
+def test_batch_with_non_consecutive_seqs_is_422(small: Harness) -> None:
     fake = small.enrolled()
     recs = fake.make_records(3)
     body = fake.batch([recs[0], recs[2]])
-    _error(fake.call("POST", "/v1/batches", body), 400, "bad_batch")
+    _error(fake.call("POST", "/v1/batches", body), 422, "bad_batch")
 
 
 def test_unknown_path_and_method_are_json_4xx(small: Harness) -> None:
