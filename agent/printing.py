@@ -68,7 +68,8 @@ def _open(cfg: Config) -> Any:
 def _set_job(ledger: Ledger, job_id: int, state: str, error: str | None) -> None:
     with ledger.write() as conn:
         conn.execute(
-            "UPDATE print_jobs SET state = ?, last_error = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            "UPDATE print_jobs SET state = ?, last_error = ?, attempts = attempts + 1, updated_at = ? "
+            "WHERE id = ?",
             (state, error, ledger.now(), job_id),
         )
 
@@ -113,7 +114,8 @@ def first_print(cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontex
     """The one automatic print of a new transaction's receipt."""
     with guard():
         row = ledger.conn.execute(
-            "SELECT id FROM print_jobs WHERE seq = ? AND attempts = 0 AND state = 'pending' ORDER BY id LIMIT 1",
+            "SELECT id FROM print_jobs WHERE seq = ? AND attempts = 0 AND state = 'pending' "
+            "ORDER BY id LIMIT 1",
             (seq,),
         ).fetchone()
     if row is None:
@@ -132,7 +134,8 @@ def reprint(cfg: Config, ledger: Ledger, ref: str, guard: Guard = nullcontext) -
     now = ledger.now()
     with guard(), ledger.write() as conn:
         cur = conn.execute(
-            "INSERT INTO print_jobs (seq, state, duplicate, created_at, updated_at) VALUES (?, 'pending', 1, ?, ?)",
+            "INSERT INTO print_jobs (seq, state, duplicate, created_at, updated_at) "
+            "VALUES (?, 'pending', 1, ?, ?)",
             (row["seq"], now, now),
         )
         job_id = int(cur.lastrowid)
@@ -140,7 +143,8 @@ def reprint(cfg: Config, ledger: Ledger, ref: str, guard: Guard = nullcontext) -
     if state == "printed":
         with guard(), ledger.write() as conn:
             conn.execute(
-                "UPDATE print_jobs SET state = 'failed', last_error = 'superseded by a reprint', updated_at = ? "
+                "UPDATE print_jobs SET state = 'failed', last_error = 'superseded by a reprint', "
+                "updated_at = ? "
                 "WHERE seq = ? AND id < ? AND state = 'pending'",
                 (ledger.now(), row["seq"], job_id),
             )

@@ -16,8 +16,8 @@ from agent.ledger.outbox import LedgerOutbox
 from sync import canonical
 from sync.client import SyncClient
 from sync.engine import Backoff, SyncEngine
-from sync.outbox import Outbox
 from sync.errors import SyncError
+from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

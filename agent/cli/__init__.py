@@ -11,8 +11,8 @@ from agent.cli.backup_cmds import backup_cmd, rekey_cmd, restore_cmd
 from agent.cli.doctor_cmd import doctor_cmd
 from agent.cli.hardware_cmds import hardware_defaults, operator, receipt
 from agent.cli.ledger_cmds import catalog_cmd, init_cmd, status_cmd, verify_cmd
-from agent.cli.service_cmd import service
 from agent.cli.run_cmd import run_cmd
+from agent.cli.service_cmd import service
 from agent.cli.sync_cmds import enroll_cmd, sync_cmd
 from agent.cli.txn import txn
 from agent.errors import AgentError
