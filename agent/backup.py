@@ -25,6 +25,7 @@ import sqlcipher3
 from agent import ids
 from agent.config import Config
 from agent.errors import InvalidInput, LedgerCorrupt, NotInitialised, WrongKey
+from agent.fsutil import fsync_dir, fsync_file
 from agent.ledger import Ledger, keys, verify
 from agent.ledger.db import connect
 
@@ -45,25 +46,6 @@ class BackupResult:
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where directories can't be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 def remove_with_sidecars(path: Path) -> None:
@@ -178,4 +160,4 @@ def backup_rotate(
     return res
 
 
-__all__ = ["BackupResult", "backup_rotate", "backup_to", "check_file", "fsync_dir"]
+__all__ = ["BackupResult", "backup_rotate", "backup_to", "check_file", "current_key"]

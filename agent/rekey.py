@@ -21,9 +21,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.backup import fsync_dir
 from agent.config import Config
 from agent.errors import InvalidInput, KeyUnavailable, WrongKey
+from agent.fsutil import atomic_write, fsync_dir
 from agent.ledger import keys
 from agent.ledger.db import connect
 
@@ -49,8 +49,7 @@ def pending_path(cfg: Config) -> Path:
 def _store_pending(cfg: Config, hex_key: str) -> None:
     sec = cfg.settings.security
     if sec.key_source == "file":
-        keys._write_private(pending_path(cfg), hex_key + "\n")
-        fsync_dir(cfg.key_file.parent)
+        atomic_write(pending_path(cfg), (hex_key + "\n").encode("ascii"))
         return
     import keyring
 

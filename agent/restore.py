@@ -22,17 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent import ids
-from agent.backup import (
-    BackupResult,
-    check_file,
-    current_key,
-    fsync_dir,
-    fsync_file,
-    remove_with_sidecars,
-    utc_stamp,
-)
+from agent.backup import BackupResult, check_file, current_key, remove_with_sidecars, utc_stamp
 from agent.config import Config
 from agent.errors import AgentError, InvalidInput, LedgerCorrupt
+from agent.fsutil import fsync_dir, fsync_file
 from agent.ledger import Ledger, keys
 from agent.ledger.db import connect
 

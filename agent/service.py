@@ -11,7 +11,6 @@ so ``--dry-run`` shows precisely what would be done and tests read it.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 from agent.config import Config
 from agent.errors import AgentError, InvalidInput
+from agent.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +137,18 @@ def unit_text(*, exe: str, config_path: Path, data_dir: Path, user: str, groups:
 def _user_exists(name: str) -> bool:
     import pwd
 
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
+    return _known(pwd.getpwnam, name)
 
 
 def _group_exists(name: str) -> bool:
     import grp
 
+    return _known(grp.getgrnam, name)
+
+
+def _known(lookup: Callable[[str], object], name: str) -> bool:
     try:
-        grp.getgrnam(name)
+        lookup(name)
         return True
     except KeyError:
         return False
@@ -210,23 +210,12 @@ def plan(
     return Plan(action, unit_path, text, steps)
 
 
-def _write_unit(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def apply(plan_: Plan, *, run: Callable[..., Any] = subprocess.run) -> None:
     """Carry out a plan (install/remove need root). Stops at the first failing step."""
     try:
         for step in plan_.steps:
             if step[0] == "write":
-                _write_unit(Path(step[1]), plan_.unit_text or "")
+                atomic_write(Path(step[1]), (plan_.unit_text or "").encode("utf-8"), 0o644)
             elif step[0] == "rm":
                 Path(step[1]).unlink(missing_ok=True)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from agent.config import Config
-from agent.ledger import keys
+from agent.fsutil import atomic_write
 
 TOKEN_FILE = "api.token"
 
@@ -23,5 +23,5 @@ def load_or_create_token(cfg: Config) -> str:
     except FileNotFoundError:
         pass
     token = secrets.token_urlsafe(32)
-    keys._write_private(path, token + "\n")
+    atomic_write(path, (token + "\n").encode("ascii"))
     return token
