@@ -459,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     say: Callable[[str], None] = (lambda _: None) if args.json else (lambda m: print(m, flush=True))
     if fs.startswith(("tmpfs", "ramfs")):
         print(f"warning: {root} is on {fs}; fsync costs nothing there, numbers mean little", file=sys.stderr)
-    say(f"dir {root} ({fs})")
+    load_start = os.getloadavg()[0]
+    say(f"dir {root} ({fs}); {os.cpu_count()} CPUs, load average {load_start:.2f}")
     t0 = time.perf_counter()
     try:
         # 1. Durable appends, synchronous=FULL, interleaved.
@@ -499,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     wall = time.perf_counter() - t0
+    load_end = os.getloadavg()[0]
 
     med = {k: statistics.median(v) for k, v in rates.items()}
     cpu_us = {k: round(pct(v, 50) * 1000, 1) for k, v in cpu_lats.items()}
@@ -507,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "n_per_round": n,
         "wall_s": round(wall, 1),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": [round(load_start, 2), round(load_end, 2)],
         "ledger_records_at_end": ledger.appended,
         "python": sys.version.split()[0],
         "sqlite3": sqlite3.sqlite_version,
@@ -574,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             f"python -c pass median {st['python_pass_median_s']:.3f} s -> {st['ratio']:.1f}x"
         )
     say(f"status target < {TARGET_STATUS_S} s (full ledger, median): {ok}")
-    say(f"wall time {wall:.0f} s")
+    say(f"wall time {wall:.0f} s; load average {load_start:.2f} at the start, {load_end:.2f} at the end")
     return 0
 
 
