@@ -26,6 +26,7 @@ from agent.errors import InvalidInput, KeyUnavailable, WrongKey
 from agent.fsutil import atomic_write, fsync_dir
 from agent.ledger import keys
 from agent.ledger.db import connect
+from agent.lockfile import DirLock
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,15 @@ def rekey(cfg: Config) -> RekeyResult:
         )
     if not cfg.ledger_path.exists():
         raise InvalidInput(f"{cfg.ledger_path}: no ledger here; run kiosk-agent init")
+    lock = DirLock(cfg.data_dir).acquire()  # AlreadyRunning while `kiosk-agent run` holds the data dir
+    try:
+        return _rekey(cfg)
+    finally:
+        lock.release()
+
+
+def _rekey(cfg: Config) -> RekeyResult:
+    sec = cfg.settings.security
     old = keys.load_key(sec.key_source, cfg.key_file, sec.keyring_service)
     conn = connect(cfg.ledger_path, old)  # WrongKey here: the old key must open it first
     try:

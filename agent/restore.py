@@ -28,6 +28,7 @@ from agent.errors import AgentError, InvalidInput, LedgerCorrupt
 from agent.fsutil import fsync_dir, fsync_file
 from agent.ledger import Ledger, keys
 from agent.ledger.db import connect
+from agent.lockfile import DirLock
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,15 @@ def _keep_current(cfg: Config, hex_key: str, stamp: str) -> Path | None:
 
 def apply_restore(cfg: Config, plan: RestorePlan, *, now: Callable[[], int] = ids.now_ms) -> RestoreResult:
     """Put the planned backup in place of the ledger; the old one is kept, never deleted."""
+    lock = DirLock(cfg.data_dir).acquire()  # AlreadyRunning while `kiosk-agent run` holds the data dir
+    try:
+        return _apply(cfg, plan, now)
+    finally:
+        lock.release()
+
+
+def _apply(cfg: Config, plan: RestorePlan, now: Callable[[], int]) -> RestoreResult:
     hex_key = current_key(cfg)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
     tmp = cfg.data_dir / "ledger.db.restore-tmp"
     remove_with_sidecars(tmp)
     try:

@@ -182,3 +182,23 @@ def test_rekey_refuses_env_source(tmp_path: Path, kiosk: Kiosk) -> None:
     assert proc.returncode == 2 and "key_source is env" in proc.stderr
     assert "ab" * 32 not in proc.stderr + proc.stdout
     assert _digest(kiosk.cfg.ledger_path) == before
+
+
+def test_restore_and_rekey_refuse_while_run_holds_the_data_dir(
+    kiosk: Kiosk, ledger: Ledger, tmp_path: Path
+) -> None:
+    from agent.lockfile import DirLock
+
+    _sale(ledger)
+    backup_to(ledger, tmp_path / "b.db", current_key(kiosk.cfg))
+    ledger.close()
+    key_before = current_key(kiosk.cfg)
+    lock = DirLock(kiosk.data_dir).acquire()  # as `kiosk-agent run` does
+    try:
+        for args in (("restore", "--from", str(tmp_path / "b.db"), "--yes"), ("rekey",)):
+            proc = kiosk.run(*args)
+            assert proc.returncode == 2 and "stop it first" in proc.stderr, proc.stderr
+    finally:
+        lock.release()
+    assert current_key(kiosk.cfg) == key_before
+    assert not list(kiosk.data_dir.glob("ledger.db.before-restore-*"))

@@ -101,8 +101,9 @@
     $("queue-depth").textContent = s.queue_depth;
     $("last-sync").textContent = ist(s.last_sync_at);
     $("tokens-left").textContent = s.tokens_remaining;
-    var p = s.printer || {};
-    $("printer-state").textContent = p.kind === "none" ? "-" : (p.state || "unknown");
+    var p = s.printer;  // {kind, state} from the API, or the runner's own state string
+    $("printer-state").textContent =
+      typeof p === "string" ? p : (!p || p.kind === "none" ? "-" : (p.state || "unknown"));
     var badge = $("online-badge");
     var state = s.online === true ? "online" : s.online === false ? "offline" : "unknown";
     badge.className = "badge " + state;
