@@ -56,7 +56,7 @@ def receipt_data(ledger: Ledger, row: dict[str, Any], *, duplicate: bool, lang: 
     )
 
 
-def _open(cfg: Config) -> Any:
+def open_configured(cfg: Config) -> Any:
     from hardware import open_printer
 
     p = cfg.settings.printer
@@ -93,7 +93,7 @@ def print_job(
             ledger, ledger.by_seq(seq), duplicate=bool(duplicate), lang=cfg.settings.printer.lang
         )
     own = printer is None
-    printer = printer or _open(cfg)
+    printer = printer or open_configured(cfg)
     try:
         printer.print_receipt(data, sign=ledger.sign)
     except HardwareError as exc:
@@ -110,7 +110,9 @@ def print_job(
     return "printed", None
 
 
-def first_print(cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontext) -> tuple[str, str | None]:
+def first_print(
+    cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontext, printer: Any = None
+) -> tuple[str, str | None]:
     """The one automatic print of a new transaction's receipt."""
     with guard():
         row = ledger.conn.execute(
@@ -120,7 +122,7 @@ def first_print(cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontex
         ).fetchone()
     if row is None:
         return "none", None
-    return print_job(cfg, ledger, int(row[0]), guard=guard)
+    return print_job(cfg, ledger, int(row[0]), printer, guard=guard)
 
 
 def reprint(cfg: Config, ledger: Ledger, ref: str, guard: Guard = nullcontext) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import click
 
 from agent.cli._common import State
 from agent.cli.backup_cmds import backup_cmd, rekey_cmd, restore_cmd
+from agent.cli.demo_cmd import demo_cmd
 from agent.cli.doctor_cmd import doctor_cmd
 from agent.cli.hardware_cmds import hardware_defaults, operator, receipt
 from agent.cli.ledger_cmds import catalog_cmd, init_cmd, status_cmd, verify_cmd
@@ -64,6 +65,7 @@ for command in (
     receipt,
     operator,
     run_cmd,
+    demo_cmd,
     backup_cmd,
     restore_cmd,
     rekey_cmd,
