@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,6 +123,10 @@ def create_app(
         with access() as led:
             cat = transactions.current_catalog(led)
         return page.render(cat, lang=lang or cfg.settings.printer.lang, token=token)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.get("/api/status", tags=["kiosk"])
     def status() -> dict[str, Any]:
