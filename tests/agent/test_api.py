@@ -276,6 +276,37 @@ def test_stop_closes_the_port(kiosk: Kiosk, ledger: Ledger) -> None:
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
+def test_public_surface() -> None:
+    import agent.api
+
+    assert sorted(agent.api.__all__) == [
+        "ApiServer",
+        "LedgerAccess",
+        "bind",
+        "create_app",
+        "load_or_create_token",
+        "serve",
+    ]
+    assert all(getattr(agent.api, name) for name in agent.api.__all__)
+
+
+def test_oversized_body_and_unreachable_server(kiosk: Kiosk, ledger: Ledger) -> None:
+    from agent.errors import ServerUnreachable
+
+    def offline(token: str) -> None:
+        raise ServerUnreachable("the central server can't be reached now")
+
+    app = create_app(ledger, kiosk.cfg, token=TOKEN, remote_lookup=offline)
+    with ApiServer(app) as server:
+        h = {"Authorization": f"Bearer {TOKEN}"}
+        big = {**ELEC, "fields": {"discom": "x" * 70_000}}
+        r = requests.post(server.url + "/api/transactions", json=big, headers=h, timeout=5)
+        assert r.status_code == 413 and r.json()["error"] == "too_large"
+        r = requests.get(server.url + "/api/transactions/12345678901", headers=h, timeout=5)
+        assert r.status_code == 503 and r.json()["error"] == "server_unreachable"
+    assert ledger.count() == 0
+
+
 def test_api_token_file_is_private_and_stable(kiosk: Kiosk, ledger: Ledger) -> None:
     first = load_or_create_token(kiosk.cfg)
     path = kiosk.cfg.data_dir / "api.token"
