@@ -19,7 +19,7 @@ import requests
 import serial
 
 from agent.config import Config
-from agent.errors import AgentError
+from agent.errors import AgentError, KeyUnavailable, NotInitialised, WrongKey
 
 Status = Literal["OK", "WARN", "FAIL"]
 MB = 1024 * 1024
@@ -106,11 +106,12 @@ def check_ledger(cfg: Config) -> tuple[Check, str | None]:
             res = verify(led)
             url = server_url(cfg, led)
     except AgentError as exc:
-        fix = (
-            "run kiosk-agent init"
-            if "init" in exc.message
-            else "check [security] key_source and the key; or restore a backup (kiosk-agent restore)"
-        )
+        if isinstance(exc, NotInitialised):
+            fix = "run kiosk-agent init"
+        elif isinstance(exc, KeyUnavailable | WrongKey):
+            fix = "fix the key first (see the key line); never re-run init over an existing ledger"
+        else:
+            fix = "restore the newest good backup (kiosk-agent restore) and tell your LSP"
         return Check("ledger", "FAIL", exc.message, fix), cfg.settings.server.url or None
     except Exception as exc:  # a damaged file
         return Check(

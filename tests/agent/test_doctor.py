@@ -105,7 +105,13 @@ def test_missing_key_fails_with_the_fix(kiosk: Kiosk) -> None:
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["key"]["status"] == "FAIL" and "not found" in checks["key"]["detail"]
     assert "restore" in checks["key"]["fix"] and checks["ledger"]["status"] == "FAIL"
+    assert "fix the key first" in checks["ledger"]["fix"]
     assert checks["config"]["status"] == "OK" and checks["disk"]["status"] in ("OK", "WARN")
+
+
+def test_no_ledger_says_init(kiosk: Kiosk) -> None:
+    checks = _run(kiosk)
+    assert checks["ledger"].status == "FAIL" and checks["ledger"].fix == "run kiosk-agent init"
 
 
 def test_key_readable_by_others_warns(kiosk: Kiosk) -> None:
