@@ -19,6 +19,7 @@ any resend is idempotent.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 from server_stub.db import devices, gap_reports, is_postgres, leases, quarantine, records, tokens
 from server_stub.errors import Unauthorized, Unprocessable
 from server_stub.leases import take_serials
-from sync.canonical import CanonicalError, canonical_json, record_hash, verify_hash
+from sync.canonical import RECORD_KEYS, CanonicalError, canonical_json, verify_hash
 from sync.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
 from sync.verhoeff import serial_of_token, token_for_serial
 
@@ -135,17 +136,23 @@ def ingest_batch(
     kiosk_code = dev.kiosk_code
 
     # Recompute the chain from the batch's prev_hash.
+    # record_hash(rec) == sha256(canonical_json(rec)); the bytes are kept to be stored as they were hashed.
     chain: list[tuple[dict[str, Any] | None, str, bool]] = []
+    bodies: dict[int, bytes] = {}
     prev = batch.prev_hash
     for r in recs:
         rec_full = r.record()
         rec_full["prev_hash"] = prev
         try:
-            h = record_hash(rec_full)
+            if set(rec_full) - RECORD_KEYS:
+                raise CanonicalError("unknown record keys")
+            body = canonical_json(rec_full)
         except CanonicalError:
             chain.append((None, "", False))
             prev = "0" * 64
             continue
+        h = hashlib.sha256(body).hexdigest()
+        bodies[r.seq] = body
         chain.append((rec_full, h, verify_hash(public_key, h, r.sig)))
         prev = h
 
@@ -247,7 +254,7 @@ def ingest_batch(
                         "created_at": r.created_at,
                         "received_at": now_ms,
                         "sig": r.sig,
-                        "body": canonical_json(full),
+                        "body": bodies[seq],
                     }
                 )
             if state.fork_seq is None:
@@ -292,7 +299,7 @@ def ingest_batch(
                         "voids_seq": full.get("voids_seq"),
                         "catalog_version": full.get("catalog_version"),
                         "sig": r.sig,
-                        "body": canonical_json(full),
+                        "body": bodies[seq],
                     }
                 )
                 state.head_seq, state.head_hash = seq, h

@@ -10,7 +10,6 @@ import base64
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -35,7 +34,7 @@ class FakeKiosk:
         self.leases: list[dict[str, Any]] = []
         self.kiosk_code = ""
         self.enrollment: dict[str, Any] = {}
-        self._serials: Iterator[int] | None = None
+        self._used: set[int] = set()
         self.now: float | None = None  # signing time; None = the real clock
 
     # --- enrollment and signed calls -------------------------------------------------------------
@@ -54,7 +53,6 @@ class FakeKiosk:
         self.enrollment = resp.json()
         self.kiosk_code = self.enrollment["kiosk_code"]
         self.leases = list(self.enrollment["leases"])
-        self._serials = None
         return self.enrollment
 
     def signed_headers(
@@ -86,12 +84,9 @@ class FakeKiosk:
 
     def add_leases(self, leases: list[dict[str, Any]]) -> None:
         self.leases.extend(leases)
-        self._serials = None
-        self._used = getattr(self, "_used", set())
 
     def next_token(self) -> str:
-        used = getattr(self, "_used", set())
-        self._used = used
+        used = self._used
         for lease in self.leases:
             for s in range(lease["start_serial"], lease["end_serial"]):
                 if s not in used:
