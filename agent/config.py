@@ -9,98 +9,204 @@ are taken from the file's folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tomllib
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import ConfigError
 
 ENV_CONFIG = "KIOSK_AGENT_CONFIG"
 
+# Validation is a few lines of stdlib on dataclasses rather than pydantic models: building
+# nine pydantic models costs ~100 ms at every CLI start, which `status` (< 0.3 s) can't afford.
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+def _limits(
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    min_len: int | None = None,
+    max_len: int | None = None,
+) -> dict[str, Any]:
+    return {"ge": ge, "le": le, "gt": gt, "min_len": min_len, "max_len": max_len}
 
 
-class AgentSection(_Section):
+def _f(default: Any, **limits: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=_limits(**limits))
+    return field(default=default, metadata=_limits(**limits))
+
+
+def _check_url(v: str) -> str:
+    if v and not (v.startswith("http://") or v.startswith("https://")):
+        raise ValueError("must start with http:// or https://")
+    return v.rstrip("/")
+
+
+@dataclass(frozen=True)
+class AgentSection:
     data_dir: str = "agent-data"
-    operator: str = Field(default="operator", min_length=1, max_length=40)
+    operator: str = _f("operator", min_len=1, max_len=40)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
-    log_max_bytes: int = Field(default=1_048_576, ge=65_536)
-    log_backups: int = Field(default=5, ge=1, le=100)
+    log_max_bytes: int = _f(1_048_576, ge=65_536)
+    log_backups: int = _f(5, ge=1, le=100)
 
 
-class SecuritySection(_Section):
+@dataclass(frozen=True)
+class SecuritySection:
     key_source: Literal["file", "env", "keyring"] = "file"
     key_file: str = "db.key"
     keyring_service: str = "kiosk-agent"
 
 
-class ServerSection(_Section):
-    url: str = ""
-    timeout_s: float = Field(default=15.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if v and not (v.startswith("http://") or v.startswith("https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
+@dataclass(frozen=True)
+class ServerSection:
+    url: str = field(default="", metadata={"check": _check_url})
+    timeout_s: float = _f(15.0, gt=0)
 
 
-class SyncSection(_Section):
-    interval_s: int = Field(default=60, ge=5)
-    batch_max_records: int = Field(default=500, ge=1, le=5000)
-    batch_max_bytes: int = Field(default=262_144, ge=4096)
-    backoff_base_s: float = Field(default=2.0, gt=0)
-    backoff_cap_s: float = Field(default=900.0, gt=0)
-    heartbeat_s: int = Field(default=300, ge=10)
+@dataclass(frozen=True)
+class SyncSection:
+    interval_s: int = _f(60, ge=5)
+    batch_max_records: int = _f(500, ge=1, le=5000)
+    batch_max_bytes: int = _f(262_144, ge=4096)
+    backoff_base_s: float = _f(2.0, gt=0)
+    backoff_cap_s: float = _f(900.0, gt=0)
+    heartbeat_s: int = _f(300, ge=10)
 
 
-class TokensSection(_Section):
-    days_target: int = Field(default=14, ge=1, le=365)
-    min_remaining: int = Field(default=200, ge=0)
+@dataclass(frozen=True)
+class TokensSection:
+    days_target: int = _f(14, ge=1, le=365)
+    min_remaining: int = _f(200, ge=0)
 
 
-class PrinterSection(_Section):
+@dataclass(frozen=True)
+class PrinterSection:
     url: str = "none"
     width_dots: Literal[384, 576] = 576
     usb_vid_pid: str = ""
-    timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = _f(5.0, gt=0)
     lang: Literal["hi", "en"] = "hi"
 
 
-class FingerprintSection(_Section):
+@dataclass(frozen=True)
+class FingerprintSection:
     kind: Literal["rdservice", "r30x", "none"] = "none"
     url: str = ""
-    rdservice_ports: list[int] = Field(default_factory=lambda: list(range(11100, 11121)))
+    rdservice_ports: list[int] = _f(list(range(11100, 11121)), ge=1, le=65535, min_len=1)
 
 
-class LocalApiSection(_Section):
+@dataclass(frozen=True)
+class LocalApiSection:
     host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=1, le=65535)
+    port: int = _f(8765, ge=1, le=65535)
 
 
-class Settings(_Section):
-    agent: AgentSection = AgentSection()
-    security: SecuritySection = SecuritySection()
-    server: ServerSection = ServerSection()
-    sync: SyncSection = SyncSection()
-    tokens: TokensSection = TokensSection()
-    printer: PrinterSection = PrinterSection()
-    fingerprint: FingerprintSection = FingerprintSection()
-    local_api: LocalApiSection = LocalApiSection()
+@dataclass(frozen=True)
+class Settings:
+    agent: AgentSection = field(default_factory=AgentSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
+    server: ServerSection = field(default_factory=ServerSection)
+    sync: SyncSection = field(default_factory=SyncSection)
+    tokens: TokensSection = field(default_factory=TokensSection)
+    printer: PrinterSection = field(default_factory=PrinterSection)
+    fingerprint: FingerprintSection = field(default_factory=FingerprintSection)
+    local_api: LocalApiSection = field(default_factory=LocalApiSection)
 
 
-class Config(BaseModel):
+SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _value(hint: Any, v: Any, meta: Any) -> Any:
+    """Check one value against its annotation (strict: no coercion but int -> float) and limits."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if isinstance(v, bool) or v not in choices:
+            raise _Invalid("must be one of " + ", ".join(repr(c) for c in choices))
+        return v
+    if origin is list:
+        if not isinstance(v, list):
+            raise _Invalid("must be a list")
+        (item,) = typing.get_args(hint)
+        out = [_value(item, x, meta) for x in v]
+        if meta.get("min_len") is not None and len(out) < meta["min_len"]:
+            raise _Invalid(f"needs at least {meta['min_len']} item(s)")
+        return out
+    if hint is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Invalid("must be a number")
+        v = float(v)
+    elif hint is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Invalid("must be a whole number")
+    elif hint is str:
+        if not isinstance(v, str):
+            raise _Invalid("must be a string (in quotes)")
+        if meta.get("min_len") is not None and len(v) < meta["min_len"]:
+            raise _Invalid(f"must be at least {meta['min_len']} character(s)")
+        if meta.get("max_len") is not None and len(v) > meta["max_len"]:
+            raise _Invalid(f"must be at most {meta['max_len']} characters")
+    if isinstance(v, (int, float)):
+        for key, ok, word in (
+            ("ge", lambda a, b: a >= b, ">="),
+            ("le", lambda a, b: a <= b, "<="),
+            ("gt", lambda a, b: a > b, ">"),
+        ):
+            if meta.get(key) is not None and not ok(v, meta[key]):
+                raise _Invalid(f"must be {word} {meta[key]}")
+    if meta.get("check"):
+        try:
+            v = meta["check"](v)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+    return v
+
+
+def _section(name: str, raw: Any) -> Any:
+    cls = SECTIONS[name]
+    if not isinstance(raw, dict):
+        raise _Invalid(f"[{name}]: must be a table")
+    hints = typing.get_type_hints(cls, include_extras=False)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, v in raw.items():
+        if key not in known:
+            raise _Invalid(f"[{name}] {key}: unknown setting")
+        try:
+            values[key] = _value(hints[key], v, known[key].metadata)
+        except _Invalid as exc:
+            raise _Invalid(f"[{name}] {key}: {exc}") from None
+    return cls(**values)
+
+
+def validate(raw: dict[str, Any]) -> Settings:
+    """Settings from a parsed TOML document; raises ValueError with '[section] key: problem'."""
+    for name in raw:
+        if name not in SECTIONS:
+            raise ValueError(f"[{name}]: unknown setting")
+    try:
+        return Settings(**{name: _section(name, v) for name, v in raw.items()})
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Config:
     """The validated settings plus where they came from; paths resolved."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     settings: Settings
     source: Path | None
@@ -146,14 +252,6 @@ def find_config(
     return None
 
 
-def _describe(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err["loc"]]
-    where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else f"[{loc[0]}]" if loc else "(top level)"
-    if err["type"] == "extra_forbidden":
-        return f"{where}: unknown setting"
-    return f"{where}: {err['msg']}"
-
-
 def load(explicit: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> Config:
     """Find, parse and validate the config once. Raises ConfigError (one line)."""
     path = find_config(explicit, env, cwd)
@@ -166,10 +264,9 @@ def load(explicit: str | None = None, env: dict[str, str] | None = None, cwd: Pa
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{path or 'defaults'}: {_describe(dict(first))}") from None
+        settings = validate(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{path or 'defaults'}: {exc}") from None
     base = path.parent.resolve() if path is not None else platform_data_dir()
     data_dir = Path(settings.agent.data_dir).expanduser()
     if not data_dir.is_absolute():

@@ -58,12 +58,11 @@ def verify_cmd(state: State, as_json: bool) -> None:
 
 def status_doc(state: State) -> dict[str, Any]:
     from agent.ledger import open_ledger
-    from agent.ledger.outbox import LedgerOutbox
 
     with open_ledger(state.cfg) as ledger:
         seq, h = ledger.head()
         remaining = ledger.tokens_remaining()
-        rate = LedgerOutbox(ledger).issue_rate_per_day()
+        rate = ledger.issue_rate_per_day()
         return {
             "device_id": ledger.device_id,
             "kiosk_code": ledger.kiosk_code,

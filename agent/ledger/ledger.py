@@ -23,6 +23,7 @@ from agent.ledger.db import Connection, connect
 from sync import canonical
 
 log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
 
 # Columns of `records` that form the signed record, in table order.
 RECORD_COLUMNS = (
@@ -224,13 +225,38 @@ class Ledger:
         return rows[0]
 
     def count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        """Seqs run 1..n without gaps (verify checks it), so the head is the count."""
+        return self.head()[0]
 
     def outbox_counts(self) -> dict[str, int]:
+        """From the small partial indexes only, so `status` stays fast on a long ledger:
+        every record has one outbox row, and 'acked' is all the rest."""
         counts = {"pending": 0, "sent": 0, "acked": 0, "rejected": 0}
-        for state, n in self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"):
+        for state, n in self.conn.execute(
+            "SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sent') GROUP BY state"
+        ):
             counts[state] = n
+        counts["rejected"] = self.conn.execute(
+            "SELECT count(*) FROM outbox WHERE state = 'rejected'"
+        ).fetchone()[0]
+        counts["acked"] = self.head()[0] - counts["pending"] - counts["sent"] - counts["rejected"]
         return counts
+
+    def issue_rate_per_day(self) -> float:
+        now = self.now()
+        since = now - 7 * DAY_MS
+        # Bounded: only the newest 20,000 records are looked at (no kiosk sells that many in a week),
+        # so `status` stays fast however long the ledger grows.
+        row = self.conn.execute(
+            "SELECT count(*), MIN(created_at) FROM (SELECT kind, created_at FROM records "
+            "ORDER BY seq DESC LIMIT 20000) WHERE kind = 'sale' AND created_at >= ?",
+            (since,),
+        ).fetchone()
+        n, first = int(row[0]), row[1]
+        if not n:
+            return 0.0
+        days = max((now - int(first)) / DAY_MS, 1.0)
+        return n / days
 
     def tokens_remaining(self) -> int:
         return tokens.remaining(self.conn)

@@ -15,7 +15,6 @@ from sync import canonical, protocol, signing
 from sync.outbox import AckCounts, Batch
 
 _COLS = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
-DAY_MS = 86_400_000
 
 
 class LedgerOutbox:
@@ -106,16 +105,7 @@ class LedgerOutbox:
         return counts
 
     def issue_rate_per_day(self) -> float:
-        now = self.ledger.now()
-        since = now - 7 * DAY_MS
-        row = self.ledger.conn.execute(
-            "SELECT count(*), MIN(created_at) FROM records WHERE kind = 'sale' AND created_at >= ?", (since,)
-        ).fetchone()
-        n, first = int(row[0]), row[1]
-        if not n:
-            return 0.0
-        days = max((now - int(first)) / DAY_MS, 1.0)
-        return n / days
+        return self.ledger.issue_rate_per_day()
 
     def add_leases(self, leases: list[protocol.Lease]) -> int:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
