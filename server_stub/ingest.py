@@ -10,6 +10,11 @@ Per record (see :mod:`sync.protocol` for the statuses and reasons):
   ``accepted`` (a provisional token gets a ``final_token`` from the global serial space);
 - seq > head + 1 -> ``rejected``/``gap`` (or ``blocked`` after a rejection in the same batch);
   the response's ``head`` says where to resend from.
+- a record that is signed and continues the chain but breaks a business rule (its token is not
+  leased to the device, already used, malformed; a bad void) -> ``rejected`` with that reason,
+  kept in ``quarantine`` with the reason, **and the chain moves past it**: the device's later
+  records are still accepted, and resending it gets the same answer. Without this, one bad
+  record would block the kiosk for ever.
 
 The device row is locked for the whole batch (``FOR UPDATE`` on PostgreSQL, the write lock on
 SQLite), so a resent or concurrent batch of the same device is answered from committed state:
@@ -59,15 +64,20 @@ def _in_lease(state: _State, serial: int) -> bool:
     return i >= 0 and serial < state.lease_ends[i]
 
 
-def _check_new_token(state: _State, token: str, kiosk_code: str) -> str | None:
+def provisional_prefixes(kiosk_code: str, device_id: str) -> tuple[str, str]:
+    """A provisional token is ``P<K-code>-<seq>``, or ``PD<first 8 hex of the device id>-<seq>``
+    when the kiosk issued it before it was enrolled (see agent/ledger/tokens.py)."""
+    return f"P{kiosk_code}-", "PD" + device_id.replace("-", "")[:8].upper() + "-"
+
+
+def _check_new_token(state: _State, token: str, kiosk_code: str, device_id: str = "") -> str | None:
     if token in state.used_tokens:
         return "token_used"
     if token.startswith("P"):
-        return (
-            None
-            if token.startswith(f"P{kiosk_code}-") and len(token) > len(kiosk_code) + 2
-            else "bad_provisional_token"
+        ok = any(
+            token.startswith(p) and len(token) > len(p) for p in provisional_prefixes(kiosk_code, device_id)
         )
+        return None if ok else "bad_provisional_token"
     serial = serial_of_token(token)
     if serial is None:
         return "bad_token"
@@ -97,7 +107,7 @@ def _check_record(
             return "bad_record", False
         if not token:
             return "missing_token", False
-        return _check_new_token(state, token, kiosk_code), True
+        return _check_new_token(state, token, kiosk_code, device_id), True
     voids_seq = rec.get("voids_seq")
     if voids_seq is None or voids_seq >= rec["seq"] or voids_seq in state.voided:
         return "bad_void", False
@@ -106,7 +116,7 @@ def _check_record(
         return "bad_void", False
     if token is None or token in (sale["token"], sale["final_token"]):
         return None, False  # a void may repeat the token of the sale it voids
-    return _check_new_token(state, token, kiosk_code), True
+    return _check_new_token(state, token, kiosk_code, device_id), True
 
 
 def _final_token(conn: Connection, state: _State, provisional_left: int) -> str:
@@ -164,14 +174,16 @@ def ingest_batch(
             )
         )
     }
-    quarantined = {
-        (row.seq, row.hash)
-        for row in conn.execute(
-            sa.select(quarantine.c.seq, quarantine.c.hash).where(
-                quarantine.c.device_id == device_id, quarantine.c.seq.between(first, last)
-            )
+    quarantined: set[tuple[int, str]] = set()
+    passed_over: dict[tuple[int, str], str] = {}  # business rejections the chain moved past
+    for row in conn.execute(
+        sa.select(quarantine.c.seq, quarantine.c.hash, quarantine.c.reason).where(
+            quarantine.c.device_id == device_id, quarantine.c.seq.between(first, last)
         )
-    }
+    ):
+        quarantined.add((row.seq, row.hash))
+        if row.reason != "fork":
+            passed_over[(row.seq, row.hash)] = row.reason
     batch_tokens = {r.token for r in recs if r.token}
     used = (
         {row.token for row in conn.execute(sa.select(tokens.c.token).where(tokens.c.token.in_(batch_tokens)))}
@@ -224,6 +236,8 @@ def ingest_batch(
             ack = RecordAck(seq=seq, status="rejected", reason="bad_record")
         elif seq in stored and stored[seq].hash == h:
             ack = RecordAck(seq=seq, status="duplicate", final_token=stored[seq].final_token)
+        elif (seq, h) in passed_over and sig_ok:
+            ack = RecordAck(seq=seq, status="rejected", reason=passed_over[(seq, h)])
         elif seq not in stored and seq > state.head_seq + 1:
             after_rejection = bool(acks) and acks[-1].status == "rejected" and acks[-1].reason != "gap"
             ack = RecordAck(seq=seq, status="rejected", reason="blocked" if after_rejection else "gap")
@@ -240,7 +254,11 @@ def ingest_batch(
                 )
         elif not sig_ok:
             ack = RecordAck(seq=seq, status="rejected", reason="bad_signature")
-        elif seq in stored or (seq == state.head_seq + 1 and full["prev_hash"] != state.head_hash):
+        elif (
+            seq in stored
+            or seq <= state.head_seq
+            or (seq == state.head_seq + 1 and full["prev_hash"] != state.head_hash)
+        ):
             ack = RecordAck(seq=seq, status="rejected", reason="fork")
             if (seq, h) not in quarantined:
                 quarantined.add((seq, h))
@@ -263,6 +281,23 @@ def ingest_batch(
             reason, new_token = _check_record(conn, state, device_id, kiosk_code, full)
             if reason:
                 ack = RecordAck(seq=seq, status="rejected", reason=reason)
+                if (seq, h) not in quarantined:
+                    quarantined.add((seq, h))
+                    passed_over[(seq, h)] = reason
+                    state.quarantine_rows.append(
+                        {
+                            "device_id": device_id,
+                            "kiosk_code": kiosk_code,
+                            "seq": seq,
+                            "hash": h,
+                            "reason": reason,
+                            "created_at": r.created_at,
+                            "received_at": now_ms,
+                            "sig": r.sig,
+                            "body": bodies[seq],
+                        }
+                    )
+                state.head_seq, state.head_hash = seq, h  # signed and chained: the chain goes on
             else:
                 final = None
                 token = full.get("token")

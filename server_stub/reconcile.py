@@ -7,6 +7,8 @@
 - ``late_syncs``: records of the day received more than the SLA hours after creation.
 - ``gaps``: seqs the kiosk has shown (signed) that it holds but the server still lacks.
 - ``forks``: quarantined fork records of the day.
+- ``rejected``: records of the day the server refused for a business rule (token not leased,
+  used twice, bad void): kept in quarantine, not counted in the money columns.
 - ``days_without_heartbeat``: 1 when an enrolled kiosk sent no heartbeat that day.
 """
 
@@ -36,6 +38,7 @@ ROW_FIELDS = (
     "late_syncs",
     "gaps",
     "forks",
+    "rejected",
     "days_without_heartbeat",
 )
 
@@ -118,15 +121,15 @@ def build(
         )
 
     for f in conn.execute(
-        sa.select(quarantine.c.kiosk_code, sa.func.count())
+        sa.select(quarantine.c.kiosk_code, quarantine.c.reason == "fork", sa.func.count())
         .where(
             quarantine.c.kiosk_code.in_(codes),
             quarantine.c.created_at >= start,
             quarantine.c.created_at < end,
         )
-        .group_by(quarantine.c.kiosk_code)
+        .group_by(quarantine.c.kiosk_code, quarantine.c.reason == "fork")
     ):
-        rows[f[0]]["forks"] = int(f[1])
+        rows[f[0]]["forks" if f[1] else "rejected"] += int(f[2])
 
     held = sa.select(records.c.id).where(
         records.c.device_id == gap_reports.c.device_id, records.c.seq == gap_reports.c.seq
@@ -215,6 +218,7 @@ def to_table(report: Reconciliation) -> Any:
         "Late",
         "Gaps",
         "Forks",
+        "Rejected",
         "No heartbeat",
     ):
         t.add_column(head, justify="right")
@@ -229,6 +233,7 @@ def to_table(report: Reconciliation) -> Any:
             str(r.late_syncs),
             str(r.gaps),
             str(r.forks),
+            str(r.rejected),
             str(r.days_without_heartbeat),
         ]
 

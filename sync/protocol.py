@@ -227,6 +227,7 @@ class ReconRow(_Model):
     late_syncs: int = Field(description="records received more than the SLA hours after creation")
     gaps: int = Field(description="seqs the kiosk has shown it holds but the server has not received")
     forks: int
+    rejected: int = Field(default=0, description="records refused for a business rule (kept, not counted)")
     days_without_heartbeat: int
 
 

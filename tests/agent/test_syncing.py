@@ -126,3 +126,26 @@ def test_lease_top_up_and_catalog_pull(kiosk: Kiosk, server: ServerProcess, tmp_
     assert kiosk.json("txn", "new", *WATER, "--amount", "1")["fee_paise"] == 1234
     with open_ledger(kiosk.cfg) as led:
         assert verify(led).ok
+
+
+def test_before_enrollment_records_sync_and_a_rejected_one_does_not_block(
+    kiosk: Kiosk, server: ServerProcess
+) -> None:
+    kiosk.run("init", check=True)  # no leases at all: a provisional PD<device>-<seq> token
+    early = kiosk.json("txn", "new", *WATER, "--amount", "11")
+    assert early["token"].startswith("PD")
+    kiosk.run("init", "--dev-leases", check=True)  # a development token: the server refuses it
+    dev = kiosk.json("txn", "new", *WATER, "--amount", "12")
+    code = server.new_kiosk()["enrollment_code"]
+    kiosk.json("enroll", "--server", server.url, "--code", code)
+    after = kiosk.json("txn", "new", *WATER, "--amount", "13")
+    proc = kiosk.run("sync", "--once", "--json")
+    assert proc.returncode == 1 and "rejected" in proc.stderr  # the operator is told
+    res = json.loads(proc.stdout)
+    assert (res["accepted"], res["rejected"], res["pending"]) == (2, 1, 0)
+    rows = {d["seq"]: d for d in kiosk.json("txn", "list")}
+    assert rows[1]["provisional_token"] == early["token"] and len(rows[1]["token"]) == 11
+    assert rows[2]["sync_state"] == "rejected" and rows[2]["sync_error"] == "token_not_leased"
+    assert rows[2]["token"] == dev["token"]  # kept, never dropped
+    assert rows[3]["sync_state"] == "acked" and rows[3]["token"] == after["token"]
+    assert kiosk.json("status")["outbox"]["rejected"] == 1

@@ -95,7 +95,17 @@ def test_token_from_another_devices_lease_is_rejected(server: Harness) -> None:
     assert body["acks"] == [
         {"seq": 1, "status": "rejected", "reason": "token_not_leased", "final_token": None}
     ]
-    assert body["head"]["seq"] == 0
+    # Signed and chained: kept in quarantine, and the chain moves past it so the kiosk isn't stuck.
+    assert body["head"] == {"seq": 1, "hash": rec["hash"]}
+    assert a.push([rec]).json()["acks"][0]["reason"] == "token_not_leased"  # resend: same answer
+    nxt = a.make_record()
+    assert a.push([nxt]).json()["acks"][0]["status"] == "accepted"
+    with server.engine.connect() as conn:
+        from server_stub.db import quarantine, records
+
+        reasons = [r.reason for r in conn.execute(quarantine.select())]
+        assert reasons == ["token_not_leased"]
+        assert [r.seq for r in conn.execute(records.select())] == [2]
 
 
 def test_used_token_and_bad_token_are_rejected(server: Harness) -> None:
@@ -105,9 +115,9 @@ def test_used_token_and_bad_token_are_rejected(server: Harness) -> None:
     dup_token = fake.make_record(token=r1["token"])
     body = fake.push([dup_token]).json()
     assert body["acks"][0]["reason"] == "token_used"
-    fake.chain.pop()
     bad = fake.make_record(token="12345678901")
     assert fake.push([bad]).json()["acks"][0]["reason"] == "bad_token"
+    assert fake.push([fake.make_record()]).json()["acks"][0]["status"] == "accepted"
 
 
 def test_gap_returns_head_and_resend_from_head_works(server: Harness) -> None:

@@ -111,6 +111,7 @@ EXPECTED_A = {
     "late_syncs": 1,
     "gaps": 2,
     "forks": 1,
+    "rejected": 0,
     "days_without_heartbeat": 0,
 }
 EXPECTED_B = {
@@ -122,6 +123,7 @@ EXPECTED_B = {
     "late_syncs": 0,
     "gaps": 0,
     "forks": 0,
+    "rejected": 0,
     "days_without_heartbeat": 1,
 }
 
