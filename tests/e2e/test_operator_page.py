@@ -1,0 +1,67 @@
+"""The operator page in Debian's headless Chromium (playwright drives it with
+executable_path; it never downloads a browser): make a transaction while the
+server is down, see it queued, start the server, see it synced."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Kiosk
+from tests.e2e.agent_proc import AgentProcess, with_port
+from tests.e2e.servers import ServerProcess, free_port
+
+CHROMIUM = os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"
+)
+
+
+def test_offline_transaction_queues_then_syncs_when_server_returns(kiosk: Kiosk, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    with_port(kiosk, port, "[sync]\ninterval_s = 5\nbackoff_base_s = 0.2\nbackoff_cap_s = 1.0\n")
+    kiosk.run("init", check=True)
+    server = ServerProcess(tmp_path / "srv")
+    with server:
+        kiosk.json("enroll", "--server", server.url, "--code", server.new_kiosk()["enrollment_code"])
+    agent = AgentProcess(kiosk, port=port).start()
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                      "--disable-gpu", "--no-first-run", "--disable-sync"],
+            )
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(agent.url + "/?lang=en")
+            page.select_option("#service", "WATER_BILL")
+            page.fill("#field-WATER_BILL-consumer_number", "3345678901")
+            page.fill("#amount", "245.50")
+            page.fill("#mobile", "9876543210")
+            page.click("#submit")
+            expect(page.locator("#result")).to_contain_text("0", timeout=15_000)
+            token = agent.api("GET", "/api/transactions?limit=1").json()["items"][0]["token"]
+            expect(page.locator("#result")).to_contain_text(token)
+            expect(page.locator("#recent")).to_contain_text(token)
+            expect(page.locator("#queue-depth")).to_have_text("1", timeout=15_000)
+            expect(page.locator("#online-badge")).not_to_have_class("badge online")
+            page.screenshot(path=str(ARTIFACTS / "operator-page-offline.png"), full_page=True)
+            with server:
+                expect(page.locator("#queue-depth")).to_have_text("0", timeout=40_000)
+                expect(page.locator("#last-sync")).not_to_have_text("-")
+                page.screenshot(path=str(ARTIFACTS / "operator-page-synced.png"), full_page=True)
+            assert "9876543210" not in page.content()
+            assert not errors, errors
+            browser.close()
+    finally:
+        assert agent.stop()[0] == 0
