@@ -121,15 +121,15 @@ def build(
         )
 
     for f in conn.execute(
-        sa.select(quarantine.c.kiosk_code, quarantine.c.reason == "fork", sa.func.count())
+        sa.select(quarantine.c.kiosk_code, quarantine.c.reason, sa.func.count())
         .where(
             quarantine.c.kiosk_code.in_(codes),
             quarantine.c.created_at >= start,
             quarantine.c.created_at < end,
         )
-        .group_by(quarantine.c.kiosk_code, quarantine.c.reason == "fork")
+        .group_by(quarantine.c.kiosk_code, quarantine.c.reason)
     ):
-        rows[f[0]]["forks" if f[1] else "rejected"] += int(f[2])
+        rows[f[0]]["forks" if f[1] == "fork" else "rejected"] += int(f[2])
 
     held = sa.select(records.c.id).where(
         records.c.device_id == gap_reports.c.device_id, records.c.seq == gap_reports.c.seq

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,9 @@ def create_app(
     )
     app.add_middleware(Guard, token=token)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    # The receipt's bundled Noto fonts (OFL) also draw the page's Hindi on a kiosk PC without them.
+    fonts = Path(str(resources.files("hardware.fonts")))
+    app.mount("/fonts", StaticFiles(directory=fonts), name="fonts")
 
     @app.exception_handler(errors.AgentError)
     async def _agent_error(request: Request, exc: errors.AgentError) -> JSONResponse:
