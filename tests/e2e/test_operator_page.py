@@ -61,6 +61,14 @@ def test_offline_transaction_queues_then_syncs_when_server_returns(kiosk: Kiosk,
                 expect(page.locator("#last-sync")).not_to_have_text("-")
                 page.screenshot(path=str(ARTIFACTS / "operator-page-synced.png"), full_page=True)
             assert "9876543210" not in page.content()
+            page.goto(agent.url + "/?lang=hi")  # Hindi with the bundled font, on a PC that has none
+            expect(page.locator("#submit")).to_contain_text("टोकन")
+            page.evaluate("document.fonts.ready")
+            loaded = page.evaluate(
+                "[...document.fonts].filter(f => f.family.includes('Devanagari') && f.status === 'loaded').length"
+            )
+            assert loaded >= 1
+            page.screenshot(path=str(ARTIFACTS / "operator-page-hindi.png"), full_page=True)
             assert not errors, errors
             browser.close()
     finally:
