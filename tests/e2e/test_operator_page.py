@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Kiosk
-from tests.e2e.agent_proc import AgentProcess, with_port
-from tests.e2e.servers import ServerProcess, free_port
+from tests.e2e.agent_proc import AgentProcess
+from tests.e2e.servers import ServerProcess
 
 CHROMIUM = os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -22,23 +21,27 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_offline_transaction_queues_then_syncs_when_server_returns(kiosk: Kiosk, tmp_path: Path) -> None:
+def test_offline_transaction_queues_then_syncs_when_server_returns(
+    enrolled_agent: tuple[AgentProcess, ServerProcess],
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    port = free_port()
-    with_port(kiosk, port, "[sync]\ninterval_s = 5\nbackoff_base_s = 0.2\nbackoff_cap_s = 1.0\n")
-    kiosk.run("init", check=True)
-    server = ServerProcess(tmp_path / "srv")
-    with server:
-        kiosk.json("enroll", "--server", server.url, "--code", server.new_kiosk()["enrollment_code"])
-    agent = AgentProcess(kiosk, port=port).start()
+    agent, server = enrolled_agent
+    agent.start()
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                      "--disable-gpu", "--no-first-run", "--disable-sync"],
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-sync",
+                ],
             )
             page = browser.new_page()
             errors: list[str] = []
@@ -65,7 +68,8 @@ def test_offline_transaction_queues_then_syncs_when_server_returns(kiosk: Kiosk,
             expect(page.locator("#submit")).to_contain_text("टोकन")
             page.evaluate("document.fonts.ready")
             loaded = page.evaluate(
-                "[...document.fonts].filter(f => f.family.includes('Devanagari') && f.status === 'loaded').length"
+                "[...document.fonts].filter(f => f.family.includes('Devanagari') "
+                "&& f.status === 'loaded').length"
             )
             assert loaded >= 1
             page.screenshot(path=str(ARTIFACTS / "operator-page-hindi.png"), full_page=True)

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Kiosk
-from tests.e2e.agent_proc import AgentProcess, with_port
-from tests.e2e.servers import free_port
-
-WATER = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}
-
-
-@pytest.fixture
-def agent(kiosk: Kiosk) -> Iterator[AgentProcess]:
-    port = free_port()
-    with_port(kiosk, port)
-    kiosk.run("init", "--dev-leases", check=True)
-    a = AgentProcess(kiosk, port=port)
-    yield a
-    a.kill()
+from tests.e2e.agent_proc import AgentProcess
+from tests.e2e.conftest import WATER
 
 
 def test_backup_while_serving_then_restore_after_stop(agent: AgentProcess, tmp_path: Path) -> None:

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import Kiosk
-from tests.e2e.agent_proc import AgentProcess, with_port
-from tests.e2e.servers import ServerProcess, free_port
-
-WATER = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}
-
-
-@pytest.fixture
-def agent(kiosk: Kiosk) -> Iterator[AgentProcess]:
-    port = free_port()
-    with_port(kiosk, port)
-    kiosk.run("init", "--dev-leases", check=True)
-    a = AgentProcess(kiosk, port=port)
-    yield a
-    a.kill()
+from tests.e2e.agent_proc import AgentProcess
+from tests.e2e.conftest import WATER
+from tests.e2e.servers import ServerProcess
 
 
 def test_sigterm_exits_0_fast_and_loses_nothing(agent: AgentProcess) -> None:
@@ -64,14 +48,11 @@ def test_runs_before_enrollment_and_says_why_sync_waits(agent: AgentProcess) -> 
     assert agent.api("POST", "/api/transactions", json=WATER).status_code == 201
 
 
-def test_server_unreachable_then_back_syncs_by_itself(kiosk: Kiosk, tmp_path: Path) -> None:
-    port = free_port()
-    with_port(kiosk, port, "[sync]\ninterval_s = 5\nbackoff_base_s = 0.2\nbackoff_cap_s = 1.0\n")
-    kiosk.run("init", check=True)
-    server = ServerProcess(tmp_path / "srv")
-    with server:
-        kiosk.json("enroll", "--server", server.url, "--code", server.new_kiosk()["enrollment_code"])
-    agent = AgentProcess(kiosk, port=port).start()
+def test_server_unreachable_then_back_syncs_by_itself(
+    enrolled_agent: tuple[AgentProcess, ServerProcess],
+) -> None:
+    agent, server = enrolled_agent
+    agent.start()
     try:
         made = agent.api("POST", "/api/transactions", json=WATER).json()
         import time
