@@ -9,6 +9,7 @@ LSP's reconciliation for today and a receipt PNG. Everything it starts, it stops
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import subprocess
@@ -62,7 +63,8 @@ class _Server:
 
     def cli(self, *args: str) -> str:
         exe = [sys.executable, "-c", "from server_stub.cli import main; main()", "--db", self.db, *args]
-        return subprocess.run(exe, capture_output=True, text=True, check=True, timeout=120).stdout
+        env = dict(os.environ, COLUMNS="120")  # room for the reconciliation table's columns
+        return subprocess.run(exe, capture_output=True, text=True, check=True, timeout=120, env=env).stdout
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
@@ -110,7 +112,6 @@ class _Server:
 def run(out: Any, *, count: int = 50, root: Path | None = None, seed: int = 7) -> dict[str, Any]:
     """Run the demo, writing its story to ``out`` (a rich Console); return a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.table import Table
 
     from hardware.sim.printer import PrinterSim
 
@@ -198,6 +199,7 @@ def run(out: Any, *, count: int = 50, root: Path | None = None, seed: int = 7) -
             )
             assert engine is not None
             report = engine.drain(60)
+        engine.heartbeat({"printer": "ok"})  # the centre hears from the kiosk today
         out.print(
             f"  sent {report.sent}: {report.accepted} accepted, {report.duplicate} duplicate, "
             f"{report.rejected} rejected, {report.pending} still queued"
@@ -209,29 +211,9 @@ def run(out: Any, *, count: int = 50, root: Path | None = None, seed: int = 7) -
         recon = json.loads(
             server.cli("reconcile", "--lsp", lsp["lsp_id"], "--date", today, "--format", "json")
         )
-        table = Table(title=f"LSP {lsp['lsp_id']} reconciliation, {today} (IST)")
-        cols = [
-            "count",
-            "gross_paise",
-            "fee_paise",
-            "commission_paise",
-            "voids",
-            "late_syncs",
-            "gaps",
-            "forks",
-        ]
-        heads = ["txns", "gross Rs", "fees Rs", "comm. Rs", "voids", "late", "gaps", "forks"]
-        table.add_column("kiosk", no_wrap=True)
-        for h in heads:
-            table.add_column(h, justify="right", no_wrap=True)
-
-        def cell(row: dict[str, Any], c: str) -> str:
-            return f"{row[c] / 100:,.2f}" if c.endswith("_paise") else str(row[c])
-
-        for row in recon["kiosks"]:
-            table.add_row(row["kiosk_code"], *(cell(row, c) for c in cols))
-        table.add_row("[bold]total", *(cell(recon["totals"], c) for c in cols))
-        out.print(table)
+        # The LSP's view, exactly as `kiosk-server reconcile` prints it.
+        out.file.write(server.cli("reconcile", "--lsp", lsp["lsp_id"], "--date", today, "--format", "table"))
+        out.file.flush()
 
         png = printing.render(cfg, ledger, first_token, root / "receipt.png")
         sim.paper.save_png(root / "printer-paper.png")
