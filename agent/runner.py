@@ -243,11 +243,13 @@ class Runner:
             return None
 
     def status_extra(self) -> dict[str, Any]:
+        from agent.api.queries import printer_kind
+
+        kind = printer_kind(self.cfg.settings.printer.url)
         return {
             "online": self.online,
             "sync_state": self.sync_state,
-            "printer": self.printer_state,
-            "fingerprint": self.cfg.settings.fingerprint.kind,
+            "printer": {"kind": kind, "state": self.printer_state},
         }
 
     # -- run and stop -------------------------------------------------------

@@ -24,7 +24,7 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def _printer_kind(url: str) -> str:
+def printer_kind(url: str) -> str:
     if url == "none":
         return "none"
     return "network" if url.startswith("socket://") else "serial"
@@ -42,9 +42,10 @@ def status(led: Ledger, cfg: Config) -> dict[str, Any]:
         "queue_depth": outbox["pending"] + outbox["sent"],
         "rejected": outbox["rejected"],
         "last_sync_at": led.meta("last_sync_at"),
-        "tokens_remaining": led.tokens_remaining(),
+        "tokens_remaining": (left := led.tokens_remaining()),
+        "tokens_days_left": round(left / rate, 1) if (rate := led.issue_rate_per_day()) else None,
         "printer": {
-            "kind": _printer_kind(s.printer.url),
+            "kind": printer_kind(s.printer.url),
             "state": "unknown" if s.printer.url != "none" else "off",
         },
         "fingerprint": {"kind": s.fingerprint.kind},
