@@ -56,8 +56,9 @@ def start_run(cfg: Path) -> tuple[subprocess.Popen[bytes], float]:
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path))
     exe = str(Path(sys.executable).with_name("kiosk-agent"))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([exe, "--config", str(cfg), "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--config", str(cfg), "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     while True:
         msg = sock.recv(4096).decode()
         if "READY=1" in msg:
@@ -113,8 +114,12 @@ def main() -> None:
         token = (work / "data" / "api.token").read_text().strip()
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {token}"
-        body = {"service": "ELEC_BILL", "amount": "1250.50", "mobile": "9876543210",
-                "fields": {"discom": "JVVNL", "k_number": "210412345678"}}
+        body = {
+            "service": "ELEC_BILL",
+            "amount": "1250.50",
+            "mobile": "9876543210",
+            "fields": {"discom": "JVVNL", "k_number": "210412345678"},
+        }
         t_api = time.perf_counter()
         for _ in range(n_txn):
             r = s.post(f"http://127.0.0.1:{port}/api/transactions", json=body, timeout=30)
@@ -143,13 +148,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(out))
         return
-    print(f"time to READY=1   median {out['ready_s_median']} s (python -c pass {out['python_start_s_median']} s,"
-          f" {out['ready_vs_python_start']}x)   target <= 1.5 s")
-    print(f"idle RSS          {out['idle_rss_mb']} MB after {idle_s} s (bare python {out['bare_python_rss_mb']} MB,"
-          f" {out['idle_rss_vs_bare_python']}x)   target <= 80 MB")
+    print(
+        f"time to READY=1   median {out['ready_s_median']} s (python -c pass {out['python_start_s_median']} s,"
+        f" {out['ready_vs_python_start']}x)   target <= 1.5 s"
+    )
+    print(
+        f"idle RSS          {out['idle_rss_mb']} MB after {idle_s} s (bare python {out['bare_python_rss_mb']} MB,"
+        f" {out['idle_rss_vs_bare_python']}x)   target <= 80 MB"
+    )
     print(f"idle CPU          {out['idle_cpu_percent']} % over {idle_s} s   target < 1 %")
-    print(f"RSS after {n_txn} transactions via the local API: {out['rss_after_transactions_mb']} MB "
-          f"({out['api_transactions_per_s']} txn/s)")
+    print(
+        f"RSS after {n_txn} transactions via the local API: {out['rss_after_transactions_mb']} MB "
+        f"({out['api_transactions_per_s']} txn/s)"
+    )
     print(f"SIGTERM exit code {code}")
 
 
