@@ -149,12 +149,12 @@ def main() -> None:
         print(json.dumps(out))
         return
     print(
-        f"time to READY=1   median {out['ready_s_median']} s (python -c pass {out['python_start_s_median']} s,"
-        f" {out['ready_vs_python_start']}x)   target <= 1.5 s"
+        f"time to READY=1   median {out['ready_s_median']} s "
+        f"(python -c pass {out['python_start_s_median']} s, {out['ready_vs_python_start']}x)  target <= 1.5 s"
     )
     print(
-        f"idle RSS          {out['idle_rss_mb']} MB after {idle_s} s (bare python {out['bare_python_rss_mb']} MB,"
-        f" {out['idle_rss_vs_bare_python']}x)   target <= 80 MB"
+        f"idle RSS          {out['idle_rss_mb']} MB after {idle_s} s "
+        f"(bare python {out['bare_python_rss_mb']} MB, {out['idle_rss_vs_bare_python']}x)   target <= 80 MB"
     )
     print(f"idle CPU          {out['idle_cpu_percent']} % over {idle_s} s   target < 1 %")
     print(
