@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent import errors, ids, transactions
+from agent import errors, ids, operators, transactions
 from agent.api import page, queries
 from agent.api.access import LedgerAccess
 from agent.api.guard import Guard
@@ -149,15 +149,15 @@ def create_app(
 
     @app.post("/api/transactions", status_code=201, tags=["transactions"])
     def new_transaction(body: NewTransaction) -> dict[str, Any]:
-        req = transactions.NewTxn(
-            service=body.service,
-            amount=body.amount,
-            operator=body.operator or cfg.settings.agent.operator,
-            mobile=body.mobile or None,
-            aadhaar=body.aadhaar or None,
-            fields=body.fields,
-        )
         with access() as led:
+            req = transactions.NewTxn(
+                service=body.service,
+                amount=body.amount,
+                operator=body.operator or operators.current(cfg, led),  # the one logged in by finger
+                mobile=body.mobile or None,
+                aadhaar=body.aadhaar or None,
+                fields=body.fields,
+            )
             view = transactions.create(led, req, online=online, queue_print=printing)
         if on_commit is not None:
             try:
@@ -196,7 +196,7 @@ def create_app(
     def void_transaction(token: str, body: VoidRequest) -> dict[str, Any]:
         ref = queries.check_ref(token)
         with access() as led:
-            rec = led.void(ref, body.reason, body.operator or cfg.settings.agent.operator)
+            rec = led.void(ref, body.reason, body.operator or operators.current(cfg, led))
             return transactions.view(led.find(rec["txn_id"]))
 
     @app.post("/api/transactions/{token}/reprint", status_code=202, tags=["transactions"])
