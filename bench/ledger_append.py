@@ -60,27 +60,9 @@ RECORDS_DDL = """CREATE TABLE records (
     aadhaar_last4 TEXT, aadhaar_sealed TEXT, voids_seq INTEGER REFERENCES records(seq),
     reason TEXT, catalog_version INTEGER NOT NULL, prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL, sig TEXT NOT NULL)"""
-COLUMNS = (
-    "seq",
-    "txn_id",
-    "kind",
-    "created_at",
-    "operator",
-    "service",
-    "amount_paise",
-    "fee_paise",
-    "token",
-    "fields",
-    "mobile",
-    "aadhaar_last4",
-    "aadhaar_sealed",
-    "voids_seq",
-    "reason",
-    "catalog_version",
-    "prev_hash",
-    "hash",
-    "sig",
-)
+from agent.ledger.ledger import RECORD_COLUMNS  # noqa: E402 - the same row shape as the ledger
+
+COLUMNS = (*RECORD_COLUMNS, "hash", "sig")
 INSERT = f"INSERT INTO records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
@@ -168,17 +150,11 @@ def plaintext_ledger(data_dir: Path) -> Any:
     import sqlcipher3
 
     from agent.ledger import Ledger, identity, migrations, tokens
+    from agent.ledger.db import apply_pragmas
 
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlcipher3.connect(str(data_dir / "plain.db"), isolation_level=None, check_same_thread=False)
-    for pragma in (
-        "journal_mode = WAL",
-        "synchronous = FULL",
-        "busy_timeout = 5000",
-        "temp_store = MEMORY",
-        "foreign_keys = ON",
-    ):
-        conn.execute(f"PRAGMA {pragma}")
+    apply_pragmas(conn)
     migrations.migrate(conn)
     _, stored = identity.new_private_key()
     conn.executemany(

@@ -32,12 +32,20 @@ def connect(path: Path, hex_key: str, *, create: bool = False) -> Connection:
         raise WrongKey(
             f"{path}: the ledger does not open with this key (wrong key or not a ledger); nothing was changed"
         ) from None
-    for pragma in (
-        "journal_mode = WAL",
-        "synchronous = FULL",
-        "busy_timeout = 5000",
-        "temp_store = MEMORY",
-        "foreign_keys = ON",
-    ):
-        conn.execute(f"PRAGMA {pragma}")
+    apply_pragmas(conn)
     return conn
+
+
+PRAGMAS = (
+    "journal_mode = WAL",
+    "synchronous = FULL",
+    "busy_timeout = 5000",
+    "temp_store = MEMORY",
+    "foreign_keys = ON",
+)
+
+
+def apply_pragmas(conn: Connection) -> None:
+    """WAL, fsync on every commit (money), wait for the write lock, no temp files, FKs."""
+    for pragma in PRAGMAS:
+        conn.execute(f"PRAGMA {pragma}")
