@@ -34,6 +34,7 @@ def make_client(cfg: Config, ledger: Ledger, url: str, session: requests.Session
         private_key=ledger.signing_key,
         session=session,
         timeout_s=cfg.settings.server.timeout_s,
+        encoding="zstd",  # ~7% fewer bytes than gzip on a batch; the server takes both
     )
 
 

@@ -102,7 +102,10 @@ class SyncClient:
                 f"cannot reach the server ({exc.__class__.__name__})", code="unreachable"
             ) from None
         self.bytes_sent += len(raw) + len(path) + sum(len(k) + len(v) + 4 for k, v in headers.items())
-        self.bytes_received += len(resp.content)
+        wire = getattr(resp.raw, "tell", None)  # bytes as they came off the socket (compressed)
+        body_len = len(resp.content)
+        self.bytes_received += (wire() if callable(wire) else 0) or body_len
+        self.bytes_received += sum(len(k) + len(v) + 4 for k, v in resp.headers.items())
         self._learn_offset(resp)
         return resp
 
