@@ -27,6 +27,21 @@ _NAMES = ["Sita Devi", "Ram Prasad", "Mohan Lal", "Pooja Meena", "Vikram Singh",
 _DISTRICTS = ["Jaipur", "Ajmer", "Jodhpur", "Udaipur", "Bikaner", "Kota"]
 
 
+class FakeClock:
+    """The engine's sleep and drain clock: backoff is exercised, nobody waits."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def realistic_txn(rng: random.Random, operator: str = "op1") -> transactions.NewTxn:
     mobile = f"{rng.choice('6789')}{rng.randrange(10**9):09d}"
     roll = rng.random()
