@@ -225,6 +225,8 @@ class FaultProxy:
         self.max_conns = max_conns
         self.bytes_up = 0  # client -> proxy, HTTP bytes (heads and bodies) as they came over TCP
         self.bytes_down = 0  # proxy -> client
+        self.head_bytes_up = 0  # of which request lines and headers
+        self.head_bytes_down = 0  # of which status lines and headers (answers relayed whole)
         self.requests = 0
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -247,7 +249,7 @@ class FaultProxy:
 
     def reset_counters(self) -> None:
         with self._lock:
-            self.bytes_up = self.bytes_down = 0
+            self.bytes_up = self.bytes_down = self.head_bytes_up = self.head_bytes_down = 0
 
     def held_count(self) -> int:
         with self._lock:
@@ -315,6 +317,7 @@ class FaultProxy:
                     return
                 with self._lock:
                     self.bytes_up += len(req.raw)
+                    self.head_bytes_up += len(req.head)
                     index = self.requests
                     self.requests += 1
                 method, _, rest = req.first_line.partition(" ")
@@ -340,13 +343,15 @@ class FaultProxy:
             OSError,
         ):
             return
+        except asyncio.CancelledError:  # stopping: end quietly (3.11 logs a task that ends cancelled)
+            return
         finally:
             self._conns -= 1
             self._tasks.discard(task)
             if up is not None:
                 up[1].close()
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _forward(
@@ -431,6 +436,8 @@ class FaultProxy:
                 self._held.notify_all()
             await asyncio.sleep(fault.seconds)
         await self._send(writer, resp.raw, links[1])
+        with self._lock:
+            self.head_bytes_down += len(resp.head)
         if resp.headers.get("connection", "").lower() == "close":
             up[1].close()
             return status, None
