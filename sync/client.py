@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -101,11 +102,11 @@ class SyncClient:
             raise TransientSyncError(
                 f"cannot reach the server ({exc.__class__.__name__})", code="unreachable"
             ) from None
-        self.bytes_sent += len(raw) + len(path) + sum(len(k) + len(v) + 4 for k, v in headers.items())
+        self.bytes_sent += len(raw) + _request_head_len(resp.request)
         wire = getattr(resp.raw, "tell", None)  # bytes as they came off the socket (compressed)
         body_len = len(resp.content)
         self.bytes_received += (wire() if callable(wire) else 0) or body_len
-        self.bytes_received += sum(len(k) + len(v) + 4 for k, v in resp.headers.items())
+        self.bytes_received += _response_head_len(resp)
         self._learn_offset(resp)
         return resp
 
@@ -156,6 +157,19 @@ class SyncClient:
             return self._send("GET", "/healthz", signed=False).status_code == 200
         except SyncError:
             return False
+
+
+def _request_head_len(req: requests.PreparedRequest) -> int:
+    """The request line and every header as sent: ours, the ones requests adds (User-Agent,
+    Accept-Encoding, Connection, Content-Length) and Host, which http.client adds itself."""
+    host = "" if "Host" in req.headers else f"Host: {urlsplit(req.url or '').netloc}\r\n"
+    line = f"{req.method} {req.path_url} HTTP/1.1\r\n"
+    return len(line) + len(host) + sum(len(k) + len(v) + 4 for k, v in req.headers.items()) + 2
+
+
+def _response_head_len(resp: requests.Response) -> int:
+    line = f"HTTP/1.1 {resp.status_code} {resp.reason}\r\n"
+    return len(line) + sum(len(k) + len(v) + 4 for k, v in resp.headers.items()) + 2
 
 
 def _error_code(resp: requests.Response) -> str:

@@ -385,10 +385,10 @@ class FaultProxy:
         if self.bps or self.latency_s:
             now = time.monotonic()
             await asyncio.sleep(max(0.0, link.arrival(now, len(data)) - now))
+        with self._lock:  # counted before the write: the client may read it before drain() returns
+            self.bytes_down += len(data)
         writer.write(data)
         await writer.drain()
-        with self._lock:
-            self.bytes_down += len(data)
 
     async def _apply(
         self,
@@ -435,9 +435,9 @@ class FaultProxy:
                 self._held_count += 1
                 self._held.notify_all()
             await asyncio.sleep(fault.seconds)
-        await self._send(writer, resp.raw, links[1])
         with self._lock:
             self.head_bytes_down += len(resp.head)
+        await self._send(writer, resp.raw, links[1])
         if resp.headers.get("connection", "").lower() == "close":
             up[1].close()
             return status, None
