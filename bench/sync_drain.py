@@ -9,6 +9,10 @@ In one run:
 3. through a throttling proxy (64 kbit/s each way, 150 ms each way = 300 ms
    round trip), the time to drain a one-week backlog of 1,000 transactions.
 
+Where the bytes go: request/response heads per transaction (at the proxy), and
+the batch body per record as JSON, gzip and zstd, with the Ed25519 signatures
+(64 random bytes each, incompressible) compressed apart from the rest.
+
 A realistic mix: electricity bills (K number + mobile), water bills (consumer
 number + mobile), certificates (a name, an income), printing.
 
@@ -116,6 +120,49 @@ def _drain(cfg: config.Config, url: str | None = None) -> tuple[float, dict[str,
         return took, report.public()
 
 
+def _body_sizes(cfg: config.Config, batch: int = 500) -> dict[str, float]:
+    """Per-record bytes of the batch bodies, uncompressed and compressed both ways: where they go."""
+    from agent.ledger.ledger import RECORD_COLUMNS, record_from_row
+    from sync.client import compress
+
+    cols = ", ".join(RECORD_COLUMNS)
+    with open_ledger(cfg) as led:
+        rows = led.conn.execute(f"SELECT {cols}, sig FROM records ORDER BY seq").fetchall()
+    wire = []
+    for raw in rows:
+        row = dict(zip([*RECORD_COLUMNS, "sig"], raw, strict=True))
+        rec = record_from_row(row)
+        rec.pop("prev_hash")
+        wire.append(dict(rec, sig=row["sig"]))
+    bodies = [
+        json.dumps({"prev_hash": "0" * 64, "records": wire[i : i + batch]}, separators=(",", ":")).encode()
+        for i in range(0, len(wire), batch)
+    ]
+    n = len(wire)
+    sigs = [{"sig": r["sig"]} for r in wire]
+    return {
+        "json": sum(map(len, bodies)) / n,
+        "gzip": sum(len(compress(b, "gzip")) for b in bodies) / n,
+        "zstd": sum(len(compress(b, "zstd")) for b in bodies) / n,
+        "zstd_without_sig": sum(
+            len(
+                compress(
+                    json.dumps(
+                        [{k: v for k, v in r.items() if k != "sig"} for r in wire[i : i + batch]]
+                    ).encode(),
+                    "zstd",
+                )
+            )
+            for i in range(0, n, batch)
+        )
+        / n,
+        "zstd_sigs_only": sum(
+            len(compress(json.dumps(sigs[i : i + batch]).encode(), "zstd")) for i in range(0, n, batch)
+        )
+        / n,
+    }
+
+
 def run(n_drain: int, n_week: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="kiosk-syncbench-", dir=ROOT.parent))
     try:
@@ -129,6 +176,8 @@ def run(n_drain: int, n_week: int) -> dict[str, Any]:
             with FaultProxy(server.port, bps=64_000, latency_s=0.15) as proxy:
                 week_s, rep2 = _drain(cfg2, proxy.url)
                 up, down = proxy.bytes_up, proxy.bytes_down
+                head_up, head_down, requests_ = proxy.head_bytes_up, proxy.head_bytes_down, proxy.requests
+            sizes = _body_sizes(cfg2)
         return {
             "drain_transactions": n_drain,
             "drain_txn_per_s": round(drain_rate, 1),
@@ -139,6 +188,10 @@ def run(n_drain: int, n_week: int) -> dict[str, Any]:
             "wire_bytes_per_txn_up": round(up / n_week, 1),
             "wire_bytes_per_txn_down": round(down / n_week, 1),
             "wire_bytes_per_txn": round((up + down) / n_week, 1),
+            "week_requests": requests_,
+            "wire_head_bytes_per_txn_up": round(head_up / n_week, 2),
+            "wire_head_bytes_per_txn_down": round(head_down / n_week, 2),
+            "record_bytes": {k: round(v, 1) for k, v in sizes.items()},
             "week_report": rep2,
         }
     finally:
@@ -154,19 +207,37 @@ def main() -> None:
     if args.json:
         print(json.dumps(r))
         return
-    print(
-        f"drain {r['drain_transactions']} queued transactions to a local server: "
-        f"{r['drain_txn_per_s']} txn/s; server raw ingest {r['server_raw_ingest_per_s']} records/s; "
-        f"ratio {r['drain_vs_raw_ingest']}x"
-    )
-    print(
-        f"wire bytes per transaction: {r['wire_bytes_per_txn']} ({r['wire_bytes_per_txn_up']} up, "
-        f"{r['wire_bytes_per_txn_down']} down)   target <= 128"
-    )
-    print(
-        f"one-week backlog of {r['week_transactions']} over 64 kbit/s, 300 ms RTT: "
-        f"{r['week_backlog_seconds_64kbit_300ms']} s   target < 25 s"
-    )
+    wire, week = r["wire_bytes_per_txn"], r["week_backlog_seconds_64kbit_300ms"]
+    rb = r["record_bytes"]
+    rows = [
+        (
+            f"drain {r['drain_transactions']} queued txns, local server",
+            f"{r['drain_txn_per_s']} txn/s",
+            f"raw ingest {r['server_raw_ingest_per_s']}/s: {r['drain_vs_raw_ingest']}x",
+            "",
+        ),
+        (
+            "wire bytes per txn, both directions",
+            f"{wire} ({r['wire_bytes_per_txn_up']} up, {r['wire_bytes_per_txn_down']} down)",
+            f"heads {r['wire_head_bytes_per_txn_up']} up, {r['wire_head_bytes_per_txn_down']} down",
+            f"<= 128: {'met' if wire <= 128 else 'MISSED'}",
+        ),
+        (
+            "  batch body per record",
+            f"json {rb['json']}, gzip {rb['gzip']}, zstd {rb['zstd']}",
+            f"zstd: sigs alone {rb['zstd_sigs_only']}, the rest {rb['zstd_without_sig']}",
+            "",
+        ),
+        (
+            f"{r['week_transactions']}-txn week backlog, 64 kbit/s, 300 ms RTT",
+            f"{week} s",
+            f"{r['week_requests']} requests",
+            f"< 25 s: {'met' if week < 25 else 'MISSED'}",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":
