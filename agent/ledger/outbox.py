@@ -96,10 +96,13 @@ class LedgerOutbox:
                         "UPDATE outbox SET state = 'rejected', last_error = ?, updated_at = ? WHERE seq = ?",
                         (reason, now, ack.seq),
                     )
-            # The server's head is the truth about what it holds: anything we think is
-            # acked beyond it (a server restored from backup) goes back to pending.
+            # The server's head is the truth about what it holds: anything we think is acked
+            # beyond it (a server restored from backup) goes back to pending. So do records it
+            # refused for a business rule: the server keeps those on the chain too, and the chain
+            # can't continue without them. A fork is never resent: it is not on the server's chain.
             conn.execute(
-                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE seq > ? AND state = 'acked'",
+                "UPDATE outbox SET state = 'pending', updated_at = ? WHERE seq > ? AND "
+                "(state = 'acked' OR (state = 'rejected' AND last_error IS NOT 'fork'))",
                 (now, resp.head.seq),
             )
         return counts

@@ -149,3 +149,44 @@ def test_before_enrollment_records_sync_and_a_rejected_one_does_not_block(
     assert rows[2]["token"] == dev["token"]  # kept, never dropped
     assert rows[3]["sync_state"] == "acked" and rows[3]["token"] == after["token"]
     assert kiosk.json("status")["outbox"]["rejected"] == 1
+
+
+def _sqlite_copy(src: Path, dst: Path) -> None:
+    """A consistent copy (WAL folded in), as the centre's backup tool would make."""
+    import sqlite3
+
+    for side in ("-wal", "-shm"):
+        Path(str(dst) + side).unlink(missing_ok=True)
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_server_restored_from_backup_gets_everything_again(kiosk: Kiosk, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "srv")
+    kiosk.run("init", "--dev-leases", check=True)
+    kiosk.run("txn", "new", *WATER, "--amount", "1", check=True)  # a dev token: refused, kept, chained
+    with server:
+        kiosk.json("enroll", "--server", server.url, "--code", server.new_kiosk()["enrollment_code"])
+    snapshot = tmp_path / "server-backup.db"
+    _sqlite_copy(tmp_path / "srv" / "server.db", snapshot)  # the centre's backup, before any record
+    kiosk.run("txn", "new", *WATER, "--amount", "2", check=True)
+    with server:
+        assert kiosk.run("sync", "--once").returncode == 1  # seq 1 rejected, seq 2 accepted
+    _sqlite_copy(snapshot, tmp_path / "srv" / "server.db")  # the server is restored from backup
+    kiosk.run("txn", "new", *WATER, "--amount", "3", check=True)
+    with server:
+        first = kiosk.run("sync", "--timeout", "20", "--json")  # head 0: it lost seqs 1-2, resend
+        assert first.returncode == 1, first.stderr
+        assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": 2, "rejected": 1}
+        again = json.loads(kiosk.run("sync", "--once", "--json").stdout)
+        assert again["sent"] == 0  # converged: nothing resent for ever
+    db = __import__("sqlite3").connect(tmp_path / "srv" / "server.db")
+    try:
+        assert [r[0] for r in db.execute("SELECT seq FROM records ORDER BY seq")] == [2, 3]
+        assert [r[0] for r in db.execute("SELECT seq FROM quarantine")] == [1]
+    finally:
+        db.close()
