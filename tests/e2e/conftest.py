@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import Kiosk
 from tests.e2e.agent_proc import AgentProcess, with_port
+from tests.e2e.faultproxy import FaultProxy
 from tests.e2e.servers import ServerProcess, free_port
+from tests.e2e.syncworld import World
 
 WATER = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}
 FAST_SYNC = "[sync]\ninterval_s = 5\nbackoff_base_s = 0.2\nbackoff_cap_s = 1.0\n"
@@ -41,3 +43,13 @@ def enrolled_agent(kiosk: Kiosk, tmp_path: Path) -> Iterator[tuple[AgentProcess,
     yield a, server
     a.kill()
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, FaultProxy]]:
+    """One server per test module, with a pass-through fault proxy in front of it."""
+    with ServerProcess(tmp_path_factory.mktemp("server"), rate_limit=0) as srv:
+        w = World(srv)
+        with FaultProxy(srv.port) as proxy:
+            yield w, proxy
+        w.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,7 @@ from agent import syncing, transactions
 from agent.ledger import open_ledger
 from sync.errors import TransientSyncError
 from tests.e2e.faultproxy import Fault, FaultProxy
-from tests.e2e.servers import ServerProcess
 from tests.e2e.syncworld import World, config_at, make_kiosk, realistic_txn
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, FaultProxy]]:
-    with ServerProcess(tmp_path_factory.mktemp("server"), rate_limit=0) as srv:
-        w = World(srv)
-        with FaultProxy(srv.port) as proxy:
-            yield w, proxy
-        w.close()
 
 
 def test_synthesised_answers_and_drops(world: tuple[World, FaultProxy]) -> None:

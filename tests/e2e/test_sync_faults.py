@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent import syncing, transactions
 from agent.ledger import open_ledger, verify
 from tests.e2e.faultproxy import Fault, FaultProxy, random_faults
-from tests.e2e.servers import ServerProcess
 from tests.e2e.syncworld import (
     FakeClock,
     World,
@@ -40,15 +36,6 @@ BASE_SEED = int(os.environ.get("KIOSK_TEST_SEED", "20250501"))
 ONE_SEED = os.environ.get("KIOSK_TEST_SCHEDULE_SEED")
 DRAIN_FAKE_S = 200.0  # seconds of fake clock for one drain; backoff is capped at 2 s
 TIMEOUT_S = 0.1  # the client timeout through the proxy; stalls hold 2.5 times that
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, FaultProxy]]:
-    with ServerProcess(tmp_path_factory.mktemp("server"), rate_limit=0) as srv:
-        w = World(srv)
-        with FaultProxy(srv.port) as proxy:
-            yield w, proxy
-        w.close()
 
 
 def _engine_cfg(kiosk: Any, url: str, rng: random.Random, timeout_s: float) -> Any:
