@@ -19,6 +19,7 @@ from agent.config import Config
 from agent.ledger import Ledger, open_ledger
 from agent.ledger.outbox import LedgerOutbox
 from agent.lockfile import DirLock
+from sync.client import SyncClient
 from sync.engine import Backoff
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Runner:
         self.printer_state = "disabled" if not printing.enabled(cfg) else "unknown"
         self.online = False
         self.port: int | None = None
+        self._engine_cache: Any = None
 
     # -- start ------------------------------------------------------------
     def start(self) -> None:
@@ -129,10 +131,17 @@ class Runner:
 
     # -- jobs -------------------------------------------------------------
     def _engine(self) -> Any:
-        with self.access() as led:
-            return syncing.make_engine(
-                self.cfg, led, session=self.session, outbox=LockedOutbox(LedgerOutbox(led), self.access.lock)
-            )  # type: ignore[arg-type]
+        """One engine (one HTTP session, one learned clock offset) once the kiosk is enrolled;
+        None before, asked again each time so an enrollment made meanwhile is picked up."""
+        if self._engine_cache is None:
+            with self.access() as led:
+                self._engine_cache = syncing.make_engine(
+                    self.cfg,
+                    led,
+                    session=self.session,
+                    outbox=LockedOutbox(LedgerOutbox(led), self.access.lock),  # type: ignore[arg-type]
+                )
+        return self._engine_cache
 
     def sync_job(self) -> None:
         if self.stop.is_set() or self.clock() < self.next_sync_at:
@@ -218,9 +227,8 @@ class Runner:
 
         if self.scheduler is not None:
             scheduler.run_soon(self.scheduler, "sync", 2.0)  # debounced: a burst makes one sync
-            self.next_sync_at = (
-                min(self.next_sync_at, self.clock() + 2.0) if self.online else self.next_sync_at
-            )
+            if self.online:  # offline, the backoff keeps its say
+                self.next_sync_at = min(self.next_sync_at, self.clock() + 2.0)
         if printing.enabled(self.cfg) and view.get("kind") == "sale" and self.ledger is not None:
             view["print_state"], view["print_error"] = printing.first_print(
                 self.cfg, self.ledger, int(view["seq"]), guard=self.access
@@ -236,9 +244,17 @@ class Runner:
             return None
         from sync.errors import SyncError
 
-        engine.client.timeout_s = min(engine.client.timeout_s, 5.0)
+        c = engine.client  # a short-timeout twin: the operator is waiting, the sync is not
+        quick = SyncClient(
+            c.base_url,
+            device_id=c.device_id,
+            private_key=c.private_key,
+            session=c.session,
+            timeout_s=min(c.timeout_s, 5.0),
+        )
+        quick.offset_s = c.offset_s
         try:
-            return dict(engine.client.token_status(token).model_dump(exclude_none=True))
+            return dict(quick.token_status(token).model_dump(exclude_none=True))
         except SyncError:
             return None
 
