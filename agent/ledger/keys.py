@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from agent.errors import KeyUnavailable
+from agent.fsutil import atomic_write
 
 ENV_KEY = "KIOSK_AGENT_DB_KEY"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -20,19 +21,6 @@ def _check(hex_key: str, where: str) -> str:
     if not _HEX64.match(hex_key):
         raise KeyUnavailable(f"the database key in {where} is not 64 hex characters")
     return hex_key.lower()
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomic write of a 0600 file: temp in the same folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def load_key(source: str, key_file: Path, keyring_service: str, env: dict[str, str] | None = None) -> str:
@@ -75,5 +63,5 @@ def create_key(source: str, key_file: Path, keyring_service: str, env: dict[str,
                 f"cannot store the key in the OS keyring ({exc.__class__.__name__})"
             ) from None
     else:
-        _write_private(key_file, key + "\n")
+        atomic_write(key_file, (key + "\n").encode("ascii"))  # 0600 from creation
     return key
