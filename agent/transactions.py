@@ -41,10 +41,8 @@ def parse_field_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def current_catalog(ledger: Ledger) -> catalog_mod.Catalog:
     """The catalog the server sent at enrollment or last sync, else the bundled sample."""
-    import json
-
     stored = ledger.meta("catalog_json")
-    return catalog_mod.from_json(json.loads(stored)) if stored else catalog_mod.bundled()
+    return catalog_mod.from_text(stored) if stored else catalog_mod.bundled()
 
 
 def build_draft(

@@ -6,6 +6,7 @@ kiosk uses the catalog the server sent, stored in the ledger's meta table.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class Service:
             "fee_paise": self.fee_paise,
             "max_amount_paise": self.max_amount_paise,
             "online_only": self.online_only,
-            "commission": self.commission,
+            "commission": dict(self.commission),  # the Catalog is cached: hand out copies
             "mobile": self.mobile,
             "aadhaar": self.aadhaar,
             "fields": [
@@ -141,5 +142,13 @@ def bundled_json() -> dict[str, Any]:
     return doc
 
 
+@functools.lru_cache(maxsize=1)
 def bundled() -> Catalog:
+    """Parsed once per process (it is frozen): not on every transaction's hot path."""
     return from_json(bundled_json())
+
+
+@functools.lru_cache(maxsize=4)
+def from_text(text: str) -> Catalog:
+    """A stored catalog document, parsed once per distinct text."""
+    return from_json(json.loads(text))
