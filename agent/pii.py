@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from agent.errors import InvalidInput
-from sync import verhoeff
+from sync.wire import verhoeff
 
 _MOBILE = re.compile(r"^[6-9][0-9]{9}$")
 _AADHAAR = re.compile(r"^[2-9][0-9]{11}$")

@@ -13,11 +13,11 @@ from agent.config import Config
 from agent.errors import InvalidInput, ServerUnreachable
 from agent.ledger import Ledger
 from agent.ledger.outbox import LedgerOutbox
-from sync import canonical
 from sync.client import SyncClient
 from sync.engine import Backoff, SyncEngine
 from sync.errors import SyncError
 from sync.outbox import Outbox
+from sync.wire import canonical
 
 log = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ def build_draft(
                 "Aadhaar numbers can be taken only after this kiosk is enrolled with the server "
                 "(kiosk-agent enroll); leave --aadhaar out for now"
             )
-        from sync import sealing
+        from sync.wire import sealing
 
         draft["aadhaar_last4"] = number[-4:]
         draft["aadhaar_sealed"] = sealing.seal(seal_key, number)

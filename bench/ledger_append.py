@@ -111,7 +111,7 @@ def pct(values: list[float], p: float) -> float:
 def sample_rows(n: int, start: int) -> list[dict[str, Any]]:
     """Realistic ELEC_BILL sales with everything but prev_hash/hash/sig filled in."""
     from agent import ids
-    from sync import verhoeff
+    from sync.wire import verhoeff
 
     now = ids.now_ms()
     rows = []

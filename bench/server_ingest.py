@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from server_stub import admin  # noqa: E402
 from server_stub.db import make_engine  # noqa: E402
-from sync.canonical import genesis_hash, public_key_b64, record_hash, sign_hash  # noqa: E402
-from sync.signing import sign_request  # noqa: E402
-from sync.verhoeff import token_for_serial  # noqa: E402
+from sync.wire.canonical import genesis_hash, public_key_b64, record_hash, sign_hash  # noqa: E402
+from sync.wire.signing import sign_request  # noqa: E402
+from sync.wire.verhoeff import token_for_serial  # noqa: E402
 
 BASELINE_APP = """
 import json

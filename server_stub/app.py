@@ -30,8 +30,8 @@ from server_stub.ingest import ingest_batch
 from server_stub.keys import ServerKeys, load_keys
 from server_stub.leases import allocate
 from server_stub.tokens import token_status
-from sync.canonical import load_public_key_b64
-from sync.protocol import (
+from sync.wire.canonical import load_public_key_b64
+from sync.wire.protocol import (
     BatchRequest,
     BatchResponse,
     CatalogResponse,
@@ -46,7 +46,7 @@ from sync.protocol import (
     Reconciliation,
     TokenStatus,
 )
-from sync.signing import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
+from sync.wire.signing import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
 
 log = logging.getLogger(__name__)
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

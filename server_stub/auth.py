@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from server_stub.admin import sha256_hex
 from server_stub.db import devices, kiosks, lsps, nonces
 from server_stub.errors import Forbidden, RateLimited, Unauthorized
-from sync.canonical import load_public_key_b64
-from sync.signing import SignatureError, parse_signed_headers, verify_request
+from sync.wire.canonical import load_public_key_b64
+from sync.wire.signing import SignatureError, parse_signed_headers, verify_request
 
 _NONCE_SWEEP_EVERY = 256
 

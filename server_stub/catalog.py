@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
+from server_stub.commission import commission_paise
 from server_stub.db import catalog_versions
 from server_stub.errors import BadRequest, Conflict
-from sync.commission import commission_paise
-from sync.protocol import Catalog
+from sync.wire.protocol import Catalog
 
 
 def bundled_catalog_text() -> str:

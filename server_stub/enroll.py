@@ -14,8 +14,8 @@ from server_stub.db import devices, kiosks
 from server_stub.errors import Conflict, Unauthorized, Unprocessable
 from server_stub.keys import ServerKeys
 from server_stub.leases import allocate, device_leases
-from sync.canonical import genesis_hash, load_public_key_b64
-from sync.protocol import EnrollRequest, EnrollResponse
+from sync.wire.canonical import genesis_hash, load_public_key_b64
+from sync.wire.protocol import EnrollRequest, EnrollResponse
 
 
 def enroll(

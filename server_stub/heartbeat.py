@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from server_stub import catalog
 from server_stub.db import devices, heartbeat_days, upsert
 from server_stub.reconcile import day_of
-from sync.protocol import Head, HeartbeatRequest, HeartbeatResponse
+from sync.wire.protocol import Head, HeartbeatRequest, HeartbeatResponse
 
 
 def record_heartbeat(

@@ -1,6 +1,6 @@
 """Ingest of a batch of chained, signed records from one device, in one transaction.
 
-Per record (see :mod:`sync.protocol` for the statuses and reasons):
+Per record (see :mod:`sync.wire.protocol` for the statuses and reasons):
 
 - the server holds this seq with the same hash -> ``duplicate``;
 - it holds this seq with another hash, or the record extends a chain that diverged from the
@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -35,9 +35,9 @@ from sqlalchemy.engine import Connection
 from server_stub.db import devices, gap_reports, is_postgres, leases, quarantine, records, tokens
 from server_stub.errors import Unauthorized, Unprocessable
 from server_stub.leases import take_serials
-from sync.canonical import RECORD_KEYS, CanonicalError, canonical_json, verify_hash
-from sync.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
-from sync.verhoeff import serial_of_token, token_for_serial
+from sync.wire.canonical import RECORD_KEYS, CanonicalError, canonical_json, verify_hash
+from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck, RejectReason, WireRecord
+from sync.wire.tokens import is_provisional, is_provisional_of, serial_of_token, token_for_serial
 
 
 @dataclass
@@ -64,20 +64,11 @@ def _in_lease(state: _State, serial: int) -> bool:
     return i >= 0 and serial < state.lease_ends[i]
 
 
-def provisional_prefixes(kiosk_code: str, device_id: str) -> tuple[str, str]:
-    """A provisional token is ``P<K-code>-<seq>``, or ``PD<first 8 hex of the device id>-<seq>``
-    when the kiosk issued it before it was enrolled (see agent/ledger/tokens.py)."""
-    return f"P{kiosk_code}-", "PD" + device_id.replace("-", "")[:8].upper() + "-"
-
-
-def _check_new_token(state: _State, token: str, kiosk_code: str, device_id: str = "") -> str | None:
+def _check_new_token(state: _State, token: str, kiosk_code: str, device_id: str = "") -> RejectReason | None:
     if token in state.used_tokens:
         return "token_used"
-    if token.startswith("P"):
-        ok = any(
-            token.startswith(p) and len(token) > len(p) for p in provisional_prefixes(kiosk_code, device_id)
-        )
-        return None if ok else "bad_provisional_token"
+    if is_provisional(token):
+        return None if is_provisional_of(token, kiosk_code, device_id) else "bad_provisional_token"
     serial = serial_of_token(token)
     if serial is None:
         return "bad_token"
@@ -99,7 +90,7 @@ def _voided_sale(conn: Connection, state: _State, device_id: str, seq: int) -> d
 
 def _check_record(
     conn: Connection, state: _State, device_id: str, kiosk_code: str, rec: dict[str, Any]
-) -> tuple[str | None, bool]:
+) -> tuple[RejectReason | None, bool]:
     """(reason to reject or None, whether the token is new and must be recorded)."""
     token = rec.get("token")
     if rec["kind"] == "sale":
@@ -175,7 +166,7 @@ def ingest_batch(
         )
     }
     quarantined: set[tuple[int, str]] = set()
-    passed_over: dict[tuple[int, str], str] = {}  # business rejections the chain moved past
+    passed_over: dict[tuple[int, str], RejectReason] = {}  # business rejections the chain moved past
     for row in conn.execute(
         sa.select(quarantine.c.seq, quarantine.c.hash, quarantine.c.reason).where(
             quarantine.c.device_id == device_id, quarantine.c.seq.between(first, last)
@@ -183,7 +174,7 @@ def ingest_batch(
     ):
         quarantined.add((row.seq, row.hash))
         if row.reason != "fork":
-            passed_over[(row.seq, row.hash)] = row.reason
+            passed_over[(row.seq, row.hash)] = cast(RejectReason, row.reason)
     batch_tokens = {r.token for r in recs if r.token}
     used = (
         {row.token for row in conn.execute(sa.select(tokens.c.token).where(tokens.c.token.in_(batch_tokens)))}
@@ -226,7 +217,7 @@ def ingest_batch(
         lease_ends=[r.end_serial for r in lease_rows],
         voided=set(already_voided),
     )
-    provisional_left = sum(1 for r in recs if r.token and r.token.startswith("P") and r.seq > dev.head_seq)
+    provisional_left = sum(1 for r in recs if r.token and is_provisional(r.token) and r.seq > dev.head_seq)
 
     acks: list[RecordAck] = []
     for r, (full, h, sig_ok) in zip(recs, chain, strict=True):
@@ -303,7 +294,7 @@ def ingest_batch(
                 token = full.get("token")
                 if token and new_token:
                     state.used_tokens.add(token)
-                    kind = "provisional" if token.startswith("P") else "leased"
+                    kind = "provisional" if is_provisional(token) else "leased"
                     state.token_rows.append(
                         {"token": token, "device_id": device_id, "seq": seq, "kind": kind}
                     )
@@ -339,7 +330,7 @@ def ingest_batch(
                 )
                 state.head_seq, state.head_hash = seq, h
                 ack = RecordAck(seq=seq, status="accepted", final_token=final)
-        if r.token and r.token.startswith("P") and seq > dev.head_seq:
+        if r.token and is_provisional(r.token) and seq > dev.head_seq:
             provisional_left -= 1
         acks.append(ack)
 

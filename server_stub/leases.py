@@ -14,9 +14,9 @@ from sqlalchemy.engine import Connection
 from server_stub.db import leases, serial_counter
 from server_stub.errors import Unavailable
 from server_stub.keys import ServerKeys
-from sync.protocol import Lease
-from sync.signing import sign_lease
-from sync.verhoeff import TOKEN_SERIAL_DIGITS
+from sync.wire.protocol import Lease
+from sync.wire.signing import sign_lease
+from sync.wire.verhoeff import TOKEN_SERIAL_DIGITS
 
 SERIAL_LIMIT = 10**TOKEN_SERIAL_DIGITS  # serials are 1 .. 10**10 - 1
 

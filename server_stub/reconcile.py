@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server_stub import catalog
+from server_stub.commission import commission_paise
 from server_stub.db import devices, gap_reports, heartbeat_days, kiosks, quarantine, records
 from server_stub.errors import NotFound, Unprocessable
-from sync.commission import commission_paise
-from sync.protocol import KioskRecon, Reconciliation, ReconRow
+from sync.wire.protocol import KioskRecon, Reconciliation, ReconRow
 
 ROW_FIELDS = (
     "count",

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server_stub.db import records, tokens
-from sync.protocol import TokenStatus
+from sync.wire.protocol import TokenStatus
+from sync.wire.tokens import is_provisional
 
 
 def token_status(conn: Connection, token: str) -> TokenStatus:
@@ -25,7 +26,7 @@ def token_status(conn: Connection, token: str) -> TokenStatus:
             records.c.device_id == rec.device_id, records.c.kind == "void", records.c.voids_seq == rec.seq
         )
     ).first()
-    provisional = rec.token if rec.token and rec.token.startswith("P") else None
+    provisional = rec.token if rec.token and is_provisional(rec.token) else None
     return TokenStatus(
         token=token,
         status="voided" if voided else "synced",

@@ -1,16 +1,10 @@
-"""The sync protocol, shared by kiosk and server: the canonical record encoding
-and its signature, request signing, wire models, the kiosk's HTTP client and
-the sync engine. Never imports `agent` or `server_stub`."""
+"""The sync protocol. Two parts:
 
-__all__ = [
-    "canonical",
-    "client",
-    "commission",
-    "engine",
-    "errors",
-    "outbox",
-    "protocol",
-    "sealing",
-    "signing",
-    "verhoeff",
-]
+- :mod:`sync.wire`: what kiosk and server share (wire models, canonical encoding, signing,
+  sealing, token formats). The server imports only this.
+- the kiosk's side: :mod:`sync.client` (signed HTTP), :mod:`sync.engine` (push, pull, backoff),
+  :mod:`sync.outbox` (the outbox protocol the ledger implements), :mod:`sync.errors`.
+
+Never imports `agent`, `hardware` or `server_stub`."""
+
+__all__ = ["client", "engine", "errors", "outbox", "wire"]

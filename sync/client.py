@@ -1,7 +1,7 @@
 """The kiosk's HTTP client for the central server.
 
 One ``requests.Session`` (injected), every device call signed
-(:mod:`sync.signing`) over the bytes on the wire, request bodies gzip-
+(:mod:`sync.wire.signing`) over the bytes on the wire, request bodies gzip-
 (or zstd-) compressed, timeouts on every call, and the clock offset learned
 from the server's ``Date`` header so a kiosk with a wrong clock still signs
 timestamps the server accepts.
@@ -21,8 +21,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
-from sync import protocol, signing
 from sync.errors import PermanentSyncError, SyncError, TransientSyncError
+from sync.wire import protocol, signing
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sync import protocol
 from sync.client import SyncClient
 from sync.errors import PermanentSyncError, SyncError, TransientSyncError
 from sync.outbox import Outbox
+from sync.wire import protocol
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sync import protocol
+from sync.wire import protocol
 
 
 @dataclass

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("package", ["agent", "sync", "hardware", "server_stub", "agent.ledger", "agent.api"])
+@pytest.mark.parametrize(
+    "package", ["agent", "sync", "sync.wire", "hardware", "server_stub", "agent.ledger", "agent.api"]
+)
 def test_every_public_name_resolves(package: str) -> None:
     mod = importlib.import_module(package)
     assert mod.__all__, f"{package} names no public surface"
@@ -22,15 +24,21 @@ def test_every_public_name_resolves(package: str) -> None:
             importlib.import_module(f"{package}.{name}")
 
 
-def _imports(package: str) -> set[str]:
+def _modules_imported(package: str) -> set[str]:
+    """Every module named by an import in ``package`` (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
     found: set[str] = set()
-    for path in (ROOT / package).rglob("*.py"):
+    for path in (ROOT / package.replace(".", "/")).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                found.add(node.module.split(".")[0])
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
-                found.update(a.name.split(".")[0] for a in node.names)
+                found.update(a.name for a in node.names)
     return found
+
+
+def _imports(package: str) -> set[str]:
+    return {m.split(".")[0] for m in _modules_imported(package)}
 
 
 @pytest.mark.parametrize(
@@ -43,3 +51,18 @@ def _imports(package: str) -> set[str]:
 )
 def test_imports_point_one_way(package: str, forbidden: set[str]) -> None:
     assert not (_imports(package) & forbidden)
+
+
+def test_the_server_imports_only_the_shared_wire_code() -> None:
+    """server_stub may use sync.wire (models, canonical encoding, signing, tokens), never the kiosk's
+    client, engine or outbox."""
+    kiosk_side = {
+        m
+        for m in _modules_imported("server_stub")
+        if m.startswith("sync.") and not (m == "sync.wire" or m.startswith("sync.wire."))
+    }
+    assert not kiosk_side, f"server_stub imports the kiosk's sync client: {sorted(kiosk_side)}"
+
+
+def test_the_wire_code_imports_nothing_of_the_kiosk_client() -> None:
+    assert not {m for m in _modules_imported("sync.wire") if m.startswith("sync.") and ".wire" not in m}

@@ -20,7 +20,8 @@ from agent import ids
 from agent.errors import InvalidInput, NotFound, NotInitialised
 from agent.ledger import identity, migrations, tokens
 from agent.ledger.db import Connection, connect
-from sync import canonical
+from sync.wire import canonical
+from sync.wire import tokens as wire_tokens
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -157,7 +158,7 @@ class Ledger:
             rec = {k: v for k, v in draft.items() if v is not None}
             rec.update(seq=seq, txn_id=ids.uuid7(now), created_at=now, prev_hash=prev_hash)
             if rec["kind"] == "sale":
-                rec["token"] = tokens.take_token(conn) or tokens.provisional_token(
+                rec["token"] = tokens.take_token(conn) or wire_tokens.provisional_token(
                     self.kiosk_code, self.device_id, seq
                 )
             h = canonical.record_hash(rec)

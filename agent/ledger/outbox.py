@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
-from sync import canonical, protocol, signing
 from sync.outbox import AckCounts, Batch
+from sync.wire import canonical, protocol, signing
 
 _COLS = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
 

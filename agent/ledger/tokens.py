@@ -4,7 +4,7 @@ write transaction: the lease cursor moves in the same commit as the record."""
 from __future__ import annotations
 
 from agent.ledger.db import Connection
-from sync import verhoeff
+from sync.wire import tokens as wire_tokens
 
 # A development-only block (init --dev-leases) lives far from the server's
 # serials; the server rejects these tokens, so they can never reach the centre
@@ -22,14 +22,7 @@ def take_token(conn: Connection) -> str | None:
     if row is None:
         return None
     conn.execute("UPDATE leases SET next_serial = next_serial + 1 WHERE lease_id = ?", (row[0],))
-    return verhoeff.token_for_serial(row[1])
-
-
-def provisional_token(kiosk_code: str | None, device_id: str, seq: int) -> str:
-    """Unique by construction: the kiosk's own code (or device id before
-    enrollment) and its seq."""
-    who = kiosk_code or ("D" + device_id.replace("-", "")[:8].upper())
-    return f"P{who}-{seq}"
+    return wire_tokens.token_for_serial(row[1])
 
 
 def remaining(conn: Connection) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
-from sync import canonical
+from sync.wire import canonical
 
 
 @dataclass(frozen=True)

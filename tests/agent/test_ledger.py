@@ -11,7 +11,7 @@ from agent import transactions
 from agent.errors import InvalidInput, WrongKey
 from agent.ledger import Ledger, init_ledger, migrations, open_ledger, verify
 from agent.ledger.db import connect
-from sync import canonical, verhoeff
+from sync.wire import canonical, verhoeff
 from tests.conftest import ELEC, Kiosk
 
 

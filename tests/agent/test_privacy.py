@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.ledger import open_ledger
-from sync import sealing, verhoeff
+from sync.wire import sealing, verhoeff
 from tests.conftest import Kiosk
 
 MOBILES = ["9876501234", "8123409876", "7000012345"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from agent import catalog, money, transactions
 from agent.errors import InvalidInput, NeedsConnection
 from agent.ledger import Ledger
-from sync import sealing, verhoeff
+from sync.wire import sealing, verhoeff
 from tests.conftest import ELEC, Kiosk
 
 AADHAAR = "234567890124"

@@ -1,6 +1,6 @@
 """A fake kiosk for server tests: an Ed25519 key, a chain of signed records, signed HTTP calls.
 
-It builds records exactly as the agent's ledger does (sync.canonical), so the server is
+It builds records exactly as the agent's ledger does (sync.wire.canonical), so the server is
 tested against the same bytes a real kiosk would send.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sync.canonical import genesis_hash, public_key_b64, record_hash, sign_hash
-from sync.signing import sign_request
-from sync.verhoeff import token_for_serial
+from sync.wire.canonical import genesis_hash, public_key_b64, record_hash, sign_hash
+from sync.wire.signing import sign_request
+from sync.wire.verhoeff import token_for_serial
 
 BASE_TIME_MS = 1_790_000_000_000  # 2026-09-21 ~19:43 IST
 

@@ -7,8 +7,8 @@ from collections import Counter
 import sqlalchemy as sa
 
 from server_stub.db import devices, quarantine, records
-from sync.canonical import genesis_hash
-from sync.verhoeff import token_for_serial
+from sync.wire.canonical import genesis_hash
+from sync.wire.verhoeff import token_for_serial
 from tests.server_stub.conftest import Harness
 from tests.server_stub.kiosk_fake import FakeKiosk
 
@@ -92,9 +92,7 @@ def test_token_from_another_devices_lease_is_rejected(server: Harness) -> None:
     stolen = token_for_serial(b.leases[0]["start_serial"] + 7)
     rec = a.make_record(token=stolen)
     body = a.push([rec]).json()
-    assert body["acks"] == [
-        {"seq": 1, "status": "rejected", "reason": "token_not_leased"}
-    ]
+    assert body["acks"] == [{"seq": 1, "status": "rejected", "reason": "token_not_leased"}]
     # Signed and chained: kept in quarantine, and the chain moves past it so the kiosk isn't stuck.
     assert body["head"] == {"seq": 1, "hash": rec["hash"]}
     assert a.push([rec]).json()["acks"][0]["reason"] == "token_not_leased"  # resend: same answer
@@ -193,7 +191,7 @@ def test_leases_heartbeat_and_catalog(server: Harness) -> None:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from sync.signing import verify_lease
+    from sync.wire.signing import verify_lease
 
     pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(fake.enrollment["server_sign_public_key"]))
     for lease in new:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from sync.canonical import canonical_json
+from sync.wire.canonical import canonical_json
 
 HEADER_DEVICE = "X-Device-Id"
 HEADER_TIMESTAMP = "X-Timestamp"

@@ -1,4 +1,4 @@
-"""Wire models (sync.protocol): strict types, the record a wire record stands for, JSON schema."""
+"""Wire models (sync.wire.protocol): strict types, the record a wire record stands for, JSON schema."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from sync.canonical import RECORD_KEYS, genesis_hash, record_hash, sign_hash, verify_chain
-from sync.protocol import MAX_BATCH_RECORDS, BatchRequest, EnrollRequest, WireRecord
+from sync.wire.canonical import RECORD_KEYS, genesis_hash, record_hash, sign_hash, verify_chain
+from sync.wire.protocol import MAX_BATCH_RECORDS, BatchRequest, EnrollRequest, WireRecord
 
 DEV = "0b6c1f4e-7d1a-4a52-9a3e-3f1f7c9d2e11"
 

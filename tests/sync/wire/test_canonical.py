@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import canonical, sealing
+from sync.wire import canonical, sealing
 
 json_values = st.recursive(
     st.integers(min_value=-(2**53), max_value=2**53) | st.text(max_size=20),

@@ -3,7 +3,7 @@
 Money is integer paise, times are integer milliseconds since the Unix epoch (UTC)
 unless a field says otherwise. Records travel without ``prev_hash`` and ``hash``:
 a batch carries the hash of the record before its first record once, and the
-server recomputes every hash with :mod:`sync.canonical`.
+server recomputes every hash with :mod:`sync.wire.canonical`.
 
 Statuses of a record in a batch ack:
 
@@ -29,6 +29,21 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 # JSON-safe integer bounds (no value outside 0..2**53-1 is meaningful here).
 MAX_INT = 2**53 - 1
 MAX_BATCH_RECORDS = 1000
+# Why the server refused a record. One list, used by the server that says it and the kiosk that shows it.
+RejectReason = Literal[
+    "gap",
+    "blocked",
+    "fork",
+    "bad_signature",
+    "token_not_leased",
+    "token_used",
+    "bad_token",
+    "bad_provisional_token",
+    "missing_token",
+    "bad_void",
+    "bad_record",
+]
+REJECT_REASONS: frozenset[str] = frozenset(RejectReason.__args__)  # type: ignore[attr-defined]
 TRANSIENT_REASONS = frozenset({"gap", "blocked"})
 
 NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
@@ -59,7 +74,7 @@ class ErrorBody(BaseModel):
 
 class Lease(_Model):
     """Serials ``start_serial`` <= s < ``end_serial`` belong to this device; ``sig`` is the server's
-    Ed25519 signature over :func:`sync.signing.lease_signing_bytes`."""
+    Ed25519 signature over :func:`sync.wire.signing.lease_signing_bytes`."""
 
     lease_id: PosInt
     start_serial: PosInt
@@ -81,7 +96,7 @@ class EnrollResponse(_Model):
     kiosk_code: str
     lsp_id: str
     server_sign_public_key: str = Field(description="Ed25519, raw, base64: verifies leases")
-    server_seal_public_key: str = Field(description="X25519, raw, base64: for sync.sealing.seal")
+    server_seal_public_key: str = Field(description="X25519, raw, base64: for sync.wire.sealing.seal")
     leases: list[Lease]
     catalog_version: int
     server_time_ms: int
@@ -142,7 +157,7 @@ class Head(_Model):
 class RecordAck(_Model):
     seq: int
     status: RecordStatus
-    reason: str | None = None
+    reason: RejectReason | None = None
     final_token: str | None = None
 
 

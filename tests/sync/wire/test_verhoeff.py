@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import verhoeff
+from sync.wire import verhoeff
 
 numbers = st.text(alphabet="0123456789", min_size=1, max_size=15)
 

@@ -1,4 +1,4 @@
-"""Request signing and lease signatures (sync.signing)."""
+"""Request signing and lease signatures (sync.wire.signing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.signing import (
+from sync.wire.signing import (
     HEADER_DEVICE,
     HEADER_NONCE,
     HEADER_SIGNATURE,

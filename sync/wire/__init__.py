@@ -1,0 +1,6 @@
+"""What the central server shares with the kiosk: the wire models, the canonical record encoding
+with its hash and chain check, request and lease signing, sealing to the server's key, and the
+token formats (Verhoeff, leased and provisional). The server imports only this subpackage of
+``sync``; nothing here imports the kiosk's client."""
+
+__all__ = ["canonical", "protocol", "sealing", "signing", "tokens", "verhoeff"]
