@@ -329,9 +329,9 @@ class FaultProxy:
                     extra = 2 * self.latency_s if first else 0.0
                     await asyncio.sleep(max(0.0, links[0].arrival(now + extra, len(req.raw)) - now))
                 first = False
-                status, keep_alive = await self._apply(fault, req, method, writer, up, links)
-                with self._lock:
-                    self.seen.append(Seen(index, method, path, fault.kind, status))
+                note = self._noter(index, method, path, fault.kind)
+                status, keep_alive = await self._apply(fault, req, method, writer, up, links, note)
+                note(status)
                 if keep_alive is None:
                     return
                 up = keep_alive
@@ -353,6 +353,20 @@ class FaultProxy:
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    def _noter(self, index: int, method: str, path: str, fault: str) -> Callable[[int | None], None]:
+        """Records a request in `seen` once, before the client can read an answer: a test that has its
+        answer always finds the request there."""
+        done = False
+
+        def note(status: int | None) -> None:
+            nonlocal done
+            if not done:
+                done = True
+                with self._lock:
+                    self.seen.append(Seen(index, method, path, fault, status))
+
+        return note
 
     async def _forward(
         self, req: _Message, method: str, up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
@@ -398,8 +412,10 @@ class FaultProxy:
         writer: asyncio.StreamWriter,
         up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
         links: tuple[_Link, _Link],
+        note: Callable[[int | None], None],
     ) -> tuple[int | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
-        """(the server's status if it saw the request, the upstream to keep or None to close)."""
+        """(the server's status if it saw the request, the upstream to keep or None to close).
+        ``note(status)`` is called before anything is written back to the client."""
         kind = fault.kind
         if kind == "drop":
             return None, None
@@ -407,9 +423,11 @@ class FaultProxy:
             await asyncio.sleep(fault.seconds)
             return None, None
         if kind == "error":
+            note(None)
             await self._send(writer, _synth(fault.status, "injected"), links[1])
             return None, None
         if kind == "ratelimit":
+            note(None)
             await self._send(
                 writer, _synth(429, "rate_limited", {"retry-after": str(fault.retry_after)}), links[1]
             )
@@ -426,6 +444,7 @@ class FaultProxy:
             return status, None
         if kind == "partial":
             up[1].close()
+            note(status)
             n = int(len(resp.raw) * fault.keep)
             if n:
                 await self._send(writer, resp.raw[:n], links[1])
@@ -437,6 +456,7 @@ class FaultProxy:
             await asyncio.sleep(fault.seconds)
         with self._lock:
             self.head_bytes_down += len(resp.head)
+        note(status)
         await self._send(writer, resp.raw, links[1])
         if resp.headers.get("connection", "").lower() == "close":
             up[1].close()
