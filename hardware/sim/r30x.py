@@ -77,17 +77,6 @@ from hardware.fingerprint.r30x import (
 )
 from hardware.sim._stream import StreamSim, Transport
 
-#: ``--fail`` modes of ``kiosk-agent sim fingerprint`` (the README lists the same)
-FAIL_MODES: dict[str, str] = {
-    "busy": "every command answers 0x01 (packet error), as a sensor that cannot take commands",
-    "image_fail": "GenImg answers 0x03 (the finger image could not be collected)",
-    "poor_image": "Img2Tz answers 0x07 (too few feature points)",
-    "bad_checksum": "replies carry a wrong checksum",
-    "garbage": "replies are noise, not frames",
-    "silent": "never replies",
-    "unplug": "the line drops after --unplug-after N more bytes",
-}
-
 CHAR_LEN = 512  # bytes in a character file / template (UpChar, DownChar)
 IMAGE_SIZE = (256, 288)  # UpImage: 4 bits a pixel, two pixels a byte
 SYSTEM_ID = 0x0009
