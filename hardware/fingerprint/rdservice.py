@@ -81,6 +81,10 @@ __all__ = [
 ]
 
 
+def _netloc(host: str, port: int) -> str:
+    return f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 or localhost: where a self-signed certificate is acceptable."""
     host = host.strip("[]").lower()
@@ -130,7 +134,7 @@ class RDServiceInfo:
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{_netloc(self.host, self.port)}"
 
     def url_for(self, interface: str, default: str) -> str:
         """The URL of an ``Interface`` path, relative (``/rd/capture``, ``rd/capture``) or absolute
@@ -378,7 +382,7 @@ class RDServiceClient(CaptureDevice):
     def _probe_one(self, scheme: str, port: int) -> RDServiceInfo | None:
         try:
             raw = self._request(
-                "RDSERVICE", f"{scheme}://{self.host}:{port}/", body=None, timeout=self.probe_timeout
+                "RDSERVICE", f"{scheme}://{_netloc(self.host, port)}/", body=None, timeout=self.probe_timeout
             )
             root = self._parse(raw, "RDSERVICE")
         except (UnsafeXML, ResponseTooLarge):

@@ -129,6 +129,11 @@ class StreamSim(StartStop):
             os.close(fd)
         self._wake_r = self._wake_w = -1
 
+    @property
+    def unplugs(self) -> int:
+        """How many times the device has been unplugged since it started."""
+        return self._unplug_count
+
     def unplug(self) -> None:
         """Disappear now, as if the cable was pulled (the client's next I/O fails)."""
         with self._lock:

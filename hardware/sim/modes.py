@@ -8,9 +8,9 @@ from __future__ import annotations
 
 #: ``--fail`` modes of ``kiosk-agent sim printer`` (the README lists the same)
 PRINTER_FAIL_MODES: dict[str, str] = {
-    "paper_out": "status says paper end (offline); printing is discarded",
-    "paper_low": "status says paper near end; printing works",
-    "offline": "status says offline (cover open); printing is discarded",
+    "paper_out": "status says paper end (offline), printing is discarded",
+    "paper_low": "status says paper near end, printing works",
+    "offline": "status says offline (cover open), printing is discarded",
     "busy": "the printer stops reading (receive buffer full): no status, writes back up",
     "no_status": "never answers DLE EOT",
     "garbage": "answers DLE EOT with bytes that are not status bytes",
@@ -31,10 +31,10 @@ R30X_FAIL_MODES: dict[str, str] = {
 
 #: ``--fail`` modes of ``kiosk-agent sim rdservice`` (the README lists the same)
 RDSERVICE_FAIL_MODES: dict[str, str] = {
-    "used": "RDSERVICE says USED; CAPTURE answers errCode 710 (another application)",
-    "busy": "RDSERVICE says READY; CAPTURE answers errCode 710",
+    "used": "RDSERVICE says USED, CAPTURE answers errCode 710 (another application)",
+    "busy": "RDSERVICE says READY, CAPTURE answers errCode 710",
     "reinit": "CAPTURE answers errCode 740 (device needs to be re-initialised)",
-    "not_ready": "RDSERVICE says NOTREADY; CAPTURE answers errCode 720",
+    "not_ready": "RDSERVICE says NOTREADY, CAPTURE answers errCode 720",
     "timeout": "CAPTURE answers errCode 700 (no finger in time)",
     "capture_failed": "CAPTURE answers errCode 730",
     "internal": "CAPTURE answers errCode 999",
