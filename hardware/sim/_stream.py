@@ -338,5 +338,6 @@ class StreamSim(StartStop):
                 self._budget_used += len(data)
             self.bytes_received += len(data)
             reply = self.handle(data) if data else b""
+            self.notify()  # before a long reply blocks on a client that waits to see its bytes taken
             self.send(reply)
             self.notify()

@@ -39,11 +39,31 @@ def sim() -> Iterator[R30xSim]:
         yield s
 
 
-@pytest.fixture
-def pyfp(sim: R30xSim) -> Iterator[PyFingerprint]:
+class Paced:
+    """pyfingerprint's own serial port, each of its one-byte writes waited out until the simulator
+    has read it: the simulator sees the frame one byte per read, whatever the machine's load."""
+
+    def __init__(self, sim: R30xSim, port: Any) -> None:
+        self.sim, self.port = sim, port
+
+    def write(self, data: bytes) -> int:
+        before = self.sim.bytes_received
+        written = int(self.port.write(data))
+        self.sim.wait_for(lambda: self.sim.bytes_received >= before + len(data), timeout=5)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.port, name)
+
+
+@pytest.fixture(params=["as-is", "paced"])
+def pyfp(sim: R30xSim, request: pytest.FixtureRequest) -> Iterator[PyFingerprint]:
     f = PyFingerprint(sim.url, 57600, 0xFFFFFFFF, 0x00000000)
+    port = f._PyFingerprint__serial  # type: ignore[attr-defined]
+    if request.param == "paced":
+        f._PyFingerprint__serial = Paced(sim, port)  # type: ignore[attr-defined]
     yield f
-    f._PyFingerprint__serial.close()  # type: ignore[attr-defined]
+    port.close()
 
 
 def press(sim: R30xSim, f: PyFingerprint, finger: str, buffer_id: int) -> None:
