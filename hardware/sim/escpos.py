@@ -511,8 +511,12 @@ class EscposDecoder:
         if got is None:
             return None
         end, args = got
-        if args is None:
-            return end
+        if args is not None:
+            self._gs_fixed(key, args)
+        return end
+
+    def _gs_fixed(self, key: str, args: bytes) -> None:
+        """The fixed-length ``GS`` commands we act on (the rest are skipped)."""
         if key == "!":
             self._set(width=((args[0] >> 4) & 7) + 1, height=(args[0] & 7) + 1)
         elif key == "B":
@@ -527,7 +531,6 @@ class EscposDecoder:
             reply = self._answer(key, args[0])
             if reply:
                 self._replies.extend(reply)
-        return end
 
     def _barcode(self, b: bytearray, i: int) -> int | None:
         """``GS k m d1..dk NUL`` (m <= 6) or ``GS k m n d1..dn`` (m >= 65)."""

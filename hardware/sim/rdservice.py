@@ -325,80 +325,84 @@ class RDServiceSim(StartStop):
         )
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """One request; ``sim`` is set on the subclass each simulator makes (:func:`_handler_for`)."""
+
+    sim: RDServiceSim
+    server_version = "SimRDService/1.0"
+    timeout = 10  # seconds a silent connection is kept
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ssl.SSLError, OSError) as exc:  # a plain-http probe of the https port, a hang-up
+            log.debug("rdservice sim: connection dropped (%s)", type(exc).__name__)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        log.debug("rdservice sim: " + format, *args)
+
+    def _body(self) -> str:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(min(length, 65536)).decode("utf-8", "replace") if length else ""
+
+    def _cors(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+        self.send_header("Vary", "Origin")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib naming
+        """CORS preflight, as RD services answer browsers."""
+        self.sim.requests.append(("OPTIONS", self.path, ""))
+        self.send_response(200)
+        self._cors()
+        self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
+        wanted = self.headers.get("Access-Control-Request-Headers") or "Content-Type, Accept"
+        self.send_header("Access-Control-Allow-Headers", wanted)
+        if self.headers.get("Access-Control-Request-Private-Network") == "true":
+            self.send_header("Access-Control-Allow-Private-Network", "true")
+        self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _handle(self) -> None:
+        body = self._body()
+        self.sim.requests.append((self.command, self.path, body))
+        if self.sim.fail_mode == "slow" and self.sim._stopping.wait(self.sim.delay):
+            return
+        status, payload, stream = self.sim.respond(self.command, self.path, body)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml; charset=utf-8")
+        self._cors()
+        if stream:
+            self._stream_oversized()
+            return
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stream_oversized(self) -> None:
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            chunk = b"<!-- " + b"x" * 16378 + b" -->"
+            sent = 0
+            while sent < self.sim.oversize_bytes and not self.sim._stopping.is_set():
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the client hung up, as it should
+        self.close_connection = True
+
+    do_RDSERVICE = _handle
+    do_DEVICEINFO = _handle
+    do_CAPTURE = _handle
+    do_GET = _handle
+    do_POST = _handle
+
+
 def _handler_for(sim: RDServiceSim) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "SimRDService/1.0"
-        timeout = 10  # seconds a silent connection is kept
-
-        def setup(self) -> None:
-            super().setup()
-            if isinstance(self.connection, ssl.SSLSocket):
-                self.connection.do_handshake()
-
-        def handle(self) -> None:
-            try:
-                super().handle()
-            except (ssl.SSLError, OSError) as exc:  # a plain-http probe of the https port, a hang-up
-                log.debug("rdservice sim: connection dropped (%s)", type(exc).__name__)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-            log.debug("rdservice sim: " + format, *args)
-
-        def _body(self) -> str:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(min(length, 65536)).decode("utf-8", "replace") if length else ""
-
-        def _cors(self) -> None:
-            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
-            self.send_header("Vary", "Origin")
-
-        def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib naming
-            """CORS preflight, as RD services answer browsers."""
-            sim.requests.append(("OPTIONS", self.path, ""))
-            self.send_response(200)
-            self._cors()
-            self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
-            wanted = self.headers.get("Access-Control-Request-Headers") or "Content-Type, Accept"
-            self.send_header("Access-Control-Allow-Headers", wanted)
-            if self.headers.get("Access-Control-Request-Private-Network") == "true":
-                self.send_header("Access-Control-Allow-Private-Network", "true")
-            self.send_header("Access-Control-Max-Age", "600")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def _handle(self) -> None:
-            body = self._body()
-            sim.requests.append((self.command, self.path, body))
-            if sim.fail_mode == "slow" and sim._stopping.wait(sim.delay):
-                return
-            status, payload, stream = sim.respond(self.command, self.path, body)
-            self.send_response(status)
-            self.send_header("Content-Type", "text/xml; charset=utf-8")
-            self._cors()
-            if stream:
-                self._stream_oversized()
-                return
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _stream_oversized(self) -> None:
-            self.send_header("Connection", "close")
-            self.end_headers()
-            try:
-                chunk = b"<!-- " + b"x" * 16378 + b" -->"
-                sent = 0
-                while sent < sim.oversize_bytes and not sim._stopping.is_set():
-                    self.wfile.write(chunk)
-                    sent += len(chunk)
-            except OSError:
-                pass  # the client hung up, as it should
-            self.close_connection = True
-
-        do_RDSERVICE = _handle
-        do_DEVICEINFO = _handle
-        do_CAPTURE = _handle
-        do_GET = _handle
-        do_POST = _handle
-
-    return Handler
+    return type("Handler", (_Handler,), {"sim": sim})
