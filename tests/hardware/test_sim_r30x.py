@@ -56,11 +56,13 @@ class Paced:
         return getattr(self.port, name)
 
 
-@pytest.fixture(params=["as-is", "paced"])
+@pytest.fixture
 def pyfp(sim: R30xSim, request: pytest.FixtureRequest) -> Iterator[PyFingerprint]:
+    """pyfingerprint on the simulator's pty; ``@pytest.mark.parametrize("pyfp", ["paced"], indirect=True)``
+    paces its writes."""
     f = PyFingerprint(sim.url, 57600, 0xFFFFFFFF, 0x00000000)
     port = f._PyFingerprint__serial  # type: ignore[attr-defined]
-    if request.param == "paced":
+    if getattr(request, "param", "as-is") == "paced":
         f._PyFingerprint__serial = Paced(sim, port)  # type: ignore[attr-defined]
     yield f
     port.close()
@@ -72,6 +74,7 @@ def press(sim: R30xSim, f: PyFingerprint, finger: str, buffer_id: int) -> None:
     assert f.convertImage(buffer_id) is True
 
 
+@pytest.mark.parametrize("pyfp", ["as-is", "paced"], indirect=True)
 def test_pyfingerprint_enroll_search_load_delete_count(sim: R30xSim, pyfp: PyFingerprint) -> None:
     assert pyfp.verifyPassword() is True
     assert pyfp.getTemplateCount() == 0
@@ -106,6 +109,7 @@ def test_pyfingerprint_enroll_search_load_delete_count(sim: R30xSim, pyfp: PyFin
     assert sim.bad_frames == 0
 
 
+@pytest.mark.parametrize("pyfp", ["as-is", "paced"], indirect=True)
 def test_pyfingerprint_characteristics_round_trip(sim: R30xSim, pyfp: PyFingerprint) -> None:
     press(sim, pyfp, "ravi-index", 0x01)
     assert bytes(pyfp.downloadCharacteristics(0x01)) == features("ravi-index")  # UpChar, 4 data packets
