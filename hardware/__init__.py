@@ -15,6 +15,7 @@ _WHERE = {
     "errors": "hardware.errors",
     "HardwareError": "hardware.errors",
     "PermanentHardwareError": "hardware.errors",
+    "RDServiceError": "hardware.errors",
     "TransientHardwareError": "hardware.errors",
     "CaptureDevice": "hardware.fingerprint",
     "CaptureResult": "hardware.fingerprint",
@@ -35,7 +36,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from hardware import errors
-    from hardware.errors import HardwareError, PermanentHardwareError, TransientHardwareError
+    from hardware.errors import HardwareError, PermanentHardwareError, RDServiceError, TransientHardwareError
     from hardware.fingerprint import (
         CaptureDevice,
         CaptureResult,
@@ -70,6 +71,7 @@ __all__ = [
     "PrinterStatus",
     "R30xSensor",
     "RDServiceClient",
+    "RDServiceError",
     "ReceiptData",
     "TransientHardwareError",
     "build_receipt",

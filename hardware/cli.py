@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,6 +20,12 @@ from hardware.errors import HardwareError, RDServiceError
 from hardware.fingerprint.r30x import R30xSensor
 from hardware.fingerprint.rdservice import PidOptions, RDServiceClient
 from hardware.printer import open_printer
+from hardware.sim.modes import PRINTER_FAIL_MODES, R30X_FAIL_MODES, RDSERVICE_FAIL_MODES
+
+if TYPE_CHECKING:
+    from hardware.sim._stream import StreamSim
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 def _run_until_interrupted() -> None:
@@ -68,22 +75,77 @@ def sim() -> None:
     """Run a device simulator until Ctrl-C."""
 
 
+def _modes_help(modes: dict[str, str]) -> str:
+    return "Misbehave from the start. " + "; ".join(f"{name}: {what}" for name, what in modes.items()) + "."
+
+
+def _fail_option(modes: dict[str, str]) -> Callable[[FC], FC]:
+    return click.option(
+        "--fail", "fail_mode", type=click.Choice(list(modes)), default=None, help=_modes_help(modes)
+    )
+
+
+_unplug_options = [
+    click.option(
+        "--unplug-after",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="With --fail unplug: bytes taken before the line drops (mid-job).",
+    ),
+    click.option(
+        "--replug-after",
+        type=click.FloatRange(min=0),
+        default=2.0,
+        show_default=True,
+        help="With --fail unplug: seconds until the device comes back, as when the cable is "
+        "pushed back in (TCP: the same port; pty: a new path, printed).",
+    ),
+]
+
+
+def _stream_sim_options(f: FC) -> FC:
+    for option in reversed(_unplug_options):
+        f = option(f)
+    return f
+
+
+def _arm(s: StreamSim, fail_mode: str | None, unplug_after: int, replug_after: float) -> None:
+    s.unplug_after = unplug_after
+    s.replug_after = replug_after
+    s.on_replug = lambda url: click.echo(f"{s.name} simulator plugged back in on {url}")
+    s.fail_mode = fail_mode
+
+
 @sim.command("printer")
 @click.option("--port", type=int, default=9100, show_default=True, help="TCP port (ignored with --pty).")
 @click.option("--pty", "use_pty", is_flag=True, help="Listen on a pty instead of TCP.")
 @click.option("--width", "width_dots", type=click.Choice(["384", "576"]), default="576", show_default=True)
+@_fail_option(PRINTER_FAIL_MODES)
+@_stream_sim_options
 @click.option(
-    "--fail", "fail_mode", default=None, help="paper_out, paper_low, offline, no_status, garbage, slow."
+    "--delay", type=click.FloatRange(min=0), default=2.0, show_default=True, help="With --fail slow."
 )
 @click.option(
     "--png", "png", type=click.Path(dir_okay=False, path_type=Path), help="Save the paper here on exit."
 )
-def sim_printer(port: int, use_pty: bool, width_dots: str, fail_mode: str | None, png: Path | None) -> None:
+def sim_printer(
+    port: int,
+    use_pty: bool,
+    width_dots: str,
+    fail_mode: str | None,
+    unplug_after: int,
+    replug_after: float,
+    delay: float,
+    png: Path | None,
+) -> None:
     """ESC/POS printer simulator (prints its pyserial URL)."""
     from hardware.sim.printer import PrinterSim
 
-    with PrinterSim(transport="pty" if use_pty else "tcp", port=port, width_dots=int(width_dots)) as s:
-        s.fail_mode = fail_mode
+    with PrinterSim(
+        transport="pty" if use_pty else "tcp", port=port, width_dots=int(width_dots), delay=delay
+    ) as s:
+        _arm(s, fail_mode, unplug_after, replug_after)
         click.echo(f"printer simulator listening on {s.url}", nl=True)
         _run_until_interrupted()
         if png is not None:
@@ -95,24 +157,40 @@ def sim_printer(port: int, use_pty: bool, width_dots: str, fail_mode: str | None
 @click.option("--pty/--tcp", "use_pty", default=True, show_default=True, help="Transport.")
 @click.option("--port", type=int, default=0, help="TCP port with --tcp (0 = any free port).")
 @click.option("--finger", default=None, help="Name of the finger resting on the sensor.")
-def sim_fingerprint(use_pty: bool, port: int, finger: str | None) -> None:
+@_fail_option(R30X_FAIL_MODES)
+@_stream_sim_options
+def sim_fingerprint(
+    use_pty: bool,
+    port: int,
+    finger: str | None,
+    fail_mode: str | None,
+    unplug_after: int,
+    replug_after: float,
+) -> None:
     """R30x fingerprint sensor simulator (prints its pyserial URL)."""
     from hardware.sim.r30x import R30xSim
 
     with R30xSim(transport="pty" if use_pty else "tcp", port=port) as s:
         s.finger = finger
+        _arm(s, fail_mode, unplug_after, replug_after)
         click.echo(f"r30x simulator listening on {s.url}", nl=True)
         _run_until_interrupted()
 
 
 @sim.command("rdservice")
 @click.option("--port", type=int, default=11100, show_default=True)
-@click.option("--fail", "fail_mode", default=None, help="busy, timeout, not_ready, capture_failed, slow, ...")
-def sim_rdservice(port: int, fail_mode: str | None) -> None:
+@click.option(
+    "--https", "use_https", is_flag=True, help="Serve HTTPS with a throwaway self-signed certificate."
+)
+@_fail_option(RDSERVICE_FAIL_MODES)
+@click.option(
+    "--delay", type=click.FloatRange(min=0), default=3.0, show_default=True, help="With --fail slow."
+)
+def sim_rdservice(port: int, use_https: bool, fail_mode: str | None, delay: float) -> None:
     """UIDAI RD service simulator on 127.0.0.1."""
     from hardware.sim.rdservice import RDServiceSim
 
-    with RDServiceSim(port=port) as s:
+    with RDServiceSim(port=port, scheme="https" if use_https else "http", delay=delay) as s:
         s.fail_mode = fail_mode
         click.echo(f"rdservice simulator listening on {s.url}", nl=True)
         _run_until_interrupted()

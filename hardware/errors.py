@@ -131,23 +131,35 @@ class RDServiceError(FingerprintError):
 
 
 class RDServiceBusy(RDServiceError, DeviceBusy):
-    pass
+    """errCode 710, or status USED: another application holds the device."""
 
 
 class RDServiceNotReady(RDServiceError, DeviceNotReady):
-    pass
+    """errCode 720 / 740, or status NOTREADY: the device is unplugged or needs re-initialising."""
 
 
 class RDServiceCaptureTimeout(RDServiceError, CaptureTimeout):
-    pass
+    """errCode 700: no finger within the timeout."""
 
 
 class RDServiceCaptureFailed(RDServiceError, CaptureFailed):
-    pass
+    """errCode 730: a finger was seen but the capture failed."""
 
 
 class RDServiceRejected(RDServiceError, FingerprintRejected):
-    pass
+    """Any other refusal (an errCode outside the documented families, 770 invalid URL)."""
+
+
+class RDServiceOptionsRejected(RDServiceError, FingerprintRejected):
+    """errCode 100-210: the RD service refused our PidOptions (a configuration problem)."""
+
+
+class RDServiceUnsupported(RDServiceError, FingerprintRejected):
+    """errCode 750/760: this RD service does not capture the modality we asked for."""
+
+
+class RDServiceInternalError(RDServiceError, TransientHardwareError):
+    """errCode 999: the RD service failed inside; restarting it usually helps."""
 
 
 __all__ = [
@@ -173,8 +185,11 @@ __all__ = [
     "RDServiceCaptureFailed",
     "RDServiceCaptureTimeout",
     "RDServiceError",
+    "RDServiceInternalError",
     "RDServiceNotReady",
+    "RDServiceOptionsRejected",
     "RDServiceRejected",
+    "RDServiceUnsupported",
     "ReceiptError",
     "ReceiptQRInvalid",
     "ResponseTooLarge",

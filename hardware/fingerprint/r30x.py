@@ -51,33 +51,52 @@ PID_ACK = 0x07
 PID_END_DATA = 0x08
 PACKET_IDS = frozenset({PID_COMMAND, PID_DATA, PID_ACK, PID_END_DATA})
 
-# Instruction codes
-CMD_GEN_IMG = 0x01
-CMD_IMG2TZ = 0x02
-CMD_SEARCH = 0x04
-CMD_REG_MODEL = 0x05
-CMD_STORE = 0x06
-CMD_EMPTY = 0x0D
-CMD_VFY_PWD = 0x13
-CMD_TEMPLATE_NUM = 0x1D
+# Instruction codes (ZhianTec R30x datasheet)
+CMD_GEN_IMG = 0x01  # GenImg: capture a finger image into ImageBuffer
+CMD_IMG2TZ = 0x02  # Img2Tz: image -> character file in CharBuffer 1 or 2
+CMD_MATCH = 0x03  # Match: compare CharBuffer1 with CharBuffer2
+CMD_SEARCH = 0x04  # Search: CharBuffer vs the library
+CMD_REG_MODEL = 0x05  # RegModel: merge both buffers into a template
+CMD_STORE = 0x06  # Store: buffer -> library slot
+CMD_LOAD_CHAR = 0x07  # LoadChar: library slot -> buffer
+CMD_UP_CHAR = 0x08  # UpChar: buffer -> host (data packets follow)
+CMD_DOWN_CHAR = 0x09  # DownChar: host -> buffer (data packets follow)
+CMD_UP_IMAGE = 0x0A  # UpImage: ImageBuffer -> host (data packets follow)
+CMD_DELETE_CHAR = 0x0C  # DeletChar: delete N templates from a slot
+CMD_EMPTY = 0x0D  # Empty: clear the library
+CMD_SET_SYS_PARA = 0x0E  # SetSysPara: baud rate, security level, packet size
+CMD_READ_SYS_PARA = 0x0F  # ReadSysPara: 16 bytes of system parameters
+CMD_SET_PWD = 0x12  # SetPwd
+CMD_VFY_PWD = 0x13  # VfyPwd
+CMD_GET_RANDOM = 0x14  # GetRandomCode
+CMD_SET_ADDER = 0x15  # SetAdder: new module address
+CMD_TEMPLATE_NUM = 0x1D  # TempleteNum: number of stored templates
+CMD_READ_INDEX = 0x1F  # ReadIndexTable: used-slot bitmap, 256 slots per page
 
 # Confirmation codes
 CC_OK = 0x00
-CC_PACKET_ERROR = 0x01
+CC_PACKET_ERROR = 0x01  # error receiving the command packet
 CC_NO_FINGER = 0x02
-CC_ENROLL_FAIL = 0x03
-CC_DISORDERED = 0x06
-CC_FEW_POINTS = 0x07
+CC_ENROLL_FAIL = 0x03  # failed to collect the finger image
+CC_DISORDERED = 0x06  # image too disordered to extract features
+CC_FEW_POINTS = 0x07  # too few feature points
 CC_NO_MATCH = 0x08
 CC_NOT_FOUND = 0x09
 CC_COMBINE_FAIL = 0x0A
-CC_BAD_SLOT = 0x0B
-CC_READ_TEMPLATE = 0x0C
+CC_BAD_SLOT = 0x0B  # PageID beyond the library
+CC_READ_TEMPLATE = 0x0C  # error reading the template / invalid template
+CC_UP_CHAR_FAIL = 0x0D  # error uploading the template
+CC_RECEIVE_FAIL = 0x0E  # cannot receive the following data packets
+CC_UP_IMAGE_FAIL = 0x0F  # error uploading the image
 CC_DELETE_FAIL = 0x10
 CC_CLEAR_FAIL = 0x11
 CC_WRONG_PASSWORD = 0x13
-CC_NO_IMAGE = 0x15
+CC_NO_IMAGE = 0x15  # no valid primary image
 CC_FLASH_ERROR = 0x18
+CC_BAD_REGISTER = 0x1A  # invalid register number
+
+#: the data packet sizes selected by ReadSysPara / SetSysPara parameter 6
+PACKET_SIZES = (32, 64, 128, 256)
 
 _MESSAGES: dict[int, str] = {
     CC_PACKET_ERROR: "the sensor could not read our command; check the cable and retry",
@@ -94,7 +113,11 @@ _MESSAGES: dict[int, str] = {
     CC_CLEAR_FAIL: "the sensor could not clear its library",
     CC_WRONG_PASSWORD: "the sensor password is wrong; check the [fingerprint] configuration",
     CC_NO_IMAGE: "no finger image to convert; capture again",
+    CC_UP_CHAR_FAIL: "the sensor could not send the template",
+    CC_RECEIVE_FAIL: "the sensor could not receive the data that followed",
+    CC_UP_IMAGE_FAIL: "the sensor could not send the image",
     CC_FLASH_ERROR: "the sensor reported a flash memory error; the sensor may need replacing",
+    CC_BAD_REGISTER: "the sensor has no such setting",
 }
 
 
@@ -214,6 +237,19 @@ def _error_for(code: int, action: str) -> FingerprintError:
 class Match:
     slot: int
     score: int
+
+
+@dataclass(frozen=True)
+class SystemParameters:
+    """What ReadSysPara reports."""
+
+    status: int
+    system_id: int
+    capacity: int
+    security_level: int
+    address: int
+    packet_size: int  # bytes per data packet
+    baudrate: int
 
 
 class R30xSensor(FingerprintSensor):
@@ -350,6 +386,55 @@ class R30xSensor(FingerprintSensor):
         slot, score = struct.unpack(">HH", data[:4])
         return Match(slot=slot, score=score)
 
+    def load(self, slot: int, buffer_id: int = 1) -> None:
+        """Copy the template in ``slot`` into a char buffer (e.g. to :meth:`match` it)."""
+        self._check_slot(slot)
+        self._checked(CMD_LOAD_CHAR, struct.pack(">BH", buffer_id, slot), action="template load")
+
+    def match(self) -> int | None:
+        """Compare char buffers 1 and 2 on the sensor: the score, or None if they differ."""
+        conf, data = self._command(CMD_MATCH, action="match")
+        if conf == CC_NO_MATCH:
+            return None
+        if conf != CC_OK:
+            raise _error_for(conf, "match")
+        if len(data) < 2:
+            raise FrameError("Fingerprint sensor sent a short match reply.")
+        return int(struct.unpack(">H", data[:2])[0])
+
+    def delete(self, slot: int, count: int = 1) -> None:
+        """Delete ``count`` templates starting at ``slot``."""
+        self._check_slot(slot)
+        if count < 1 or slot + count > self.capacity:
+            raise FingerprintRejected(f"Cannot delete {count} templates from slot {slot}.")
+        self._checked(CMD_DELETE_CHAR, struct.pack(">HH", slot, count), action="template delete")
+
+    def system_parameters(self) -> SystemParameters:
+        data = self._checked(CMD_READ_SYS_PARA, action="parameter read")
+        if len(data) < 16:
+            raise FrameError("Fingerprint sensor sent a short parameter reply.")
+        status, system_id, capacity, level, address, size_code, baud = struct.unpack(">HHHHIHH", data[:16])
+        if size_code >= len(PACKET_SIZES):
+            raise FrameError(f"Fingerprint sensor reported packet size code {size_code}.")
+        return SystemParameters(
+            status=status,
+            system_id=system_id,
+            capacity=capacity,
+            security_level=level,
+            address=address,
+            packet_size=PACKET_SIZES[size_code],
+            baudrate=baud * 9600,
+        )
+
+    def used_slots(self) -> list[int]:
+        """Slots holding a template (ReadIndexTable, 256 slots a page)."""
+        used: list[int] = []
+        for page in range(-(-self.capacity // 256)):
+            bitmap = self._checked(CMD_READ_INDEX, bytes([page]), action="index read")
+            for i, byte in enumerate(bitmap[:32]):
+                used.extend(page * 256 + i * 8 + bit for bit in range(8) if byte >> bit & 1)
+        return [slot for slot in used if slot < self.capacity]
+
     def template_count(self) -> int:
         data = self._checked(CMD_TEMPLATE_NUM, action="template count")
         if len(data) < 2:
@@ -404,4 +489,11 @@ class R30xSensor(FingerprintSensor):
         return self.search(1)
 
     def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "url": self.url, "templates": self.template_count()}
+        params = self.system_parameters()
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "templates": self.template_count(),
+            "capacity": params.capacity,
+            "security_level": params.security_level,
+        }

@@ -1,9 +1,15 @@
 """Client for a UIDAI Registered Device (RD) service on 127.0.0.1.
 
-The RD service listens on one of the ports 11100-11120 and speaks HTTP with
-custom methods: ``RDSERVICE`` (discovery), ``DEVICEINFO`` and ``CAPTURE``.  It
-reports device errors inside HTTP 200 replies (``<Resp errCode="720" .../>``);
-we turn them into our transient/permanent errors.
+The RD service listens on one of the ports 11100-11120 and speaks HTTP or HTTPS
+(some services only the one, often with a self-signed certificate) with custom
+methods: ``RDSERVICE`` (discovery: status ``READY``, ``USED`` or ``NOTREADY``
+and the ``Interface`` paths, relative or absolute), ``DEVICEINFO`` and
+``CAPTURE``.  Discovery tries http, then https, on each port.  A self-signed
+certificate is accepted only from a loopback address (127.0.0.0/8, ::1,
+localhost); anywhere else the certificate must verify.  Device errors come
+inside HTTP 200 replies (``<Resp errCode="720" .../>``); :mod:`.rdcodes` turns
+each documented family into our transient/permanent errors with an operator
+message.
 
 Replies are untrusted: they are read with a size cap and an overall deadline,
 and parsed with defusedxml with DTDs forbidden (no entity expansion, no
@@ -14,30 +20,37 @@ refuses to be pickled; it is never logged or stored here.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from hardware.errors import (
     FingerprintProtocolError,
     FingerprintUnavailable,
-    RDServiceBusy,
-    RDServiceCaptureFailed,
-    RDServiceCaptureTimeout,
-    RDServiceError,
-    RDServiceNotReady,
-    RDServiceRejected,
     ResponseTooLarge,
     UnsafeXML,
 )
 from hardware.fingerprint.base import CaptureDevice
+from hardware.fingerprint.rdcodes import (
+    ERR_BUSY,
+    ERR_CAPTURE_FAILED,
+    ERR_CAPTURE_TIMEOUT,
+    ERR_NEEDS_REINIT,
+    ERR_NOT_READY,
+    error_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +58,42 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORTS = range(11100, 11121)
 MAX_RESPONSE_BYTES = 256 * 1024
 
-# errCode values from the RD service specification (v2.0)
-ERR_CAPTURE_TIMEOUT = 700
-ERR_BUSY = 710
-ERR_NOT_READY = 720
-ERR_CAPTURE_FAILED = 730
-ERR_NEEDS_REINIT = 740
+SCHEMES = ("http", "https")
+STATUSES = ("READY", "USED", "NOTREADY")
+# "127.0.0.1:11100/rd/capture" or "/localhost:11100/capture": a host and port without a scheme
+_BARE_HOST = re.compile(
+    r"^/*(?P<host>127(?:\.\d{1,3}){3}|localhost|\[::1\]):(?P<port>\d{1,5})(?P<path>/.*)?$"
+)
+
+__all__ = [
+    "ERR_BUSY",
+    "ERR_CAPTURE_FAILED",
+    "ERR_CAPTURE_TIMEOUT",
+    "ERR_NEEDS_REINIT",
+    "ERR_NOT_READY",
+    "CaptureResult",
+    "DeviceInfo",
+    "PidOptions",
+    "RDServiceClient",
+    "RDServiceInfo",
+    "is_loopback",
+    "parse_ports",
+]
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: where a self-signed certificate is acceptable."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_ports(spec: str | Iterable[int] | None) -> list[int]:
@@ -82,10 +125,40 @@ class RDServiceInfo:
     status: str
     info: str
     paths: dict[str, str]
+    scheme: str = "http"
+    host: str = DEFAULT_HOST
 
     @property
     def ready(self) -> bool:
         return self.status.upper() == "READY"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{_netloc(self.host, self.port)}"
+
+    def url_for(self, interface: str, default: str) -> str:
+        """The URL of an ``Interface`` path, relative (``/rd/capture``, ``rd/capture``) or absolute
+        (``http://127.0.0.1:11100/rd/capture``, ``127.0.0.1:11100/capture``).
+
+        An absolute path must stay on this service's host: the PID block is not fetched from
+        anywhere else.
+        """
+        path = (self.paths.get(interface) or default).strip()
+        bare = _BARE_HOST.match(path)
+        if bare:
+            path = f"{self.scheme}://{bare['host']}:{bare['port']}{bare['path'] or '/'}"
+        parts = urlsplit(path)
+        if not parts.scheme:
+            return self.base_url + (path if path.startswith("/") else "/" + path)
+        if parts.scheme not in SCHEMES or parts.hostname is None:
+            raise FingerprintProtocolError(f"The RD service's {interface} path is not an http(s) URL.")
+        if parts.hostname != self.host.strip("[]") and not (
+            is_loopback(parts.hostname) and is_loopback(self.host)
+        ):
+            raise FingerprintProtocolError(
+                f"The RD service's {interface} path points at another host ({parts.hostname}); refused."
+            )
+        return path
 
 
 @dataclass(frozen=True)
@@ -105,7 +178,7 @@ class CaptureResult:
     end up in a queue, cache or crash dump by accident.
     """
 
-    __slots__ = ("err_code", "err_info", "f_count", "f_type", "nm_points", "q_score", "_pid_xml")
+    __slots__ = ("device", "err_code", "err_info", "f_count", "f_type", "nm_points", "q_score", "_pid_xml")
 
     def __init__(
         self,
@@ -117,7 +190,10 @@ class CaptureResult:
         nm_points: str,
         q_score: str,
         pid_xml: str,
+        device: DeviceInfo | None = None,
     ) -> None:
+        #: the <DeviceInfo> inside the PidData (its dpId, rdsId, rdsVer, dc, mi, mc go in the auth request)
+        self.device = device
         self.err_code = err_code
         self.err_info = err_info
         self.f_count = f_count
@@ -132,7 +208,7 @@ class CaptureResult:
 
     def summary(self) -> dict[str, Any]:
         """What may be shown or logged: no PID data."""
-        return {
+        out: dict[str, Any] = {
             "errCode": self.err_code,
             "errInfo": self.err_info,
             "fCount": self.f_count,
@@ -140,6 +216,10 @@ class CaptureResult:
             "nmPoints": self.nm_points,
             "qScore": self.q_score,
         }
+        if self.device is not None:
+            dev = self.device
+            out.update(dpId=dev.dp_id, rdsId=dev.rds_id, rdsVer=dev.rds_ver, mi=dev.mi, dc=dev.dc)
+        return out
 
     def __repr__(self) -> str:
         hidden = f"<{len(self._pid_xml)} chars hidden>"
@@ -181,36 +261,14 @@ class PidOptions:
         )
 
 
-def _error_for(err_code: int, err_info: str) -> RDServiceError:
-    shown = err_info[:200]
-    if err_code == ERR_BUSY:
-        return RDServiceBusy(
-            f"The fingerprint device is being used by another application (RD {err_code}: {shown}). "
-            "Close the other application and retry.",
-            err_code=err_code,
-            err_info=err_info,
-        )
-    if err_code in (ERR_NOT_READY, ERR_NEEDS_REINIT):
-        return RDServiceNotReady(
-            f"The fingerprint device is not ready (RD {err_code}: {shown}). "
-            "Re-plug the device or restart its RD service, then retry.",
-            err_code=err_code,
-            err_info=err_info,
-        )
-    if err_code == ERR_CAPTURE_TIMEOUT:
-        return RDServiceCaptureTimeout(
-            f"No finger was placed in time (RD {err_code}). Ask the citizen to place a finger and retry.",
-            err_code=err_code,
-            err_info=err_info,
-        )
-    if err_code == ERR_CAPTURE_FAILED:
-        return RDServiceCaptureFailed(
-            f"The capture failed (RD {err_code}: {shown}). Clean the sensor and retry.",
-            err_code=err_code,
-            err_info=err_info,
-        )
-    return RDServiceRejected(
-        f"The RD service refused the request (RD {err_code}: {shown}).", err_code=err_code, err_info=err_info
+def _device_info(node: Element) -> DeviceInfo:
+    return DeviceInfo(
+        dp_id=node.get("dpId", ""),
+        rds_id=node.get("rdsId", ""),
+        rds_ver=node.get("rdsVer", ""),
+        mi=node.get("mi", ""),
+        mc=node.get("mc", ""),
+        dc=node.get("dc", ""),
     )
 
 
@@ -246,21 +304,31 @@ class RDServiceClient(CaptureDevice):
 
     # --- HTTP with caps --------------------------------------------------------------------------
 
-    def _request(self, method: str, port: int, path: str, *, body: str | None, timeout: float) -> bytes:
-        url = f"http://{self.host}:{port}{path if path.startswith('/') else '/' + path}"
-        deadline = self._clock() + timeout
+    def _send(self, method: str, url: str, body: str | None, timeout: float) -> requests.Response:
         headers = {"Accept": "text/xml"}
         if body is not None:
             headers["Content-Type"] = "text/xml; charset=utf-8"
-        try:
-            resp = self.session.request(
+        host = urlsplit(url).hostname or ""
+        # a self-signed certificate is fine from this machine's own RD service, never from elsewhere
+        verify = not is_loopback(host)
+        with warnings.catch_warnings():
+            if not verify:
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+            return self.session.request(
                 method,
                 url,
                 data=body.encode() if body else None,
                 headers=headers,
                 timeout=timeout,
                 stream=True,
+                verify=verify,
             )
+
+    def _request(self, method: str, url: str, *, body: str | None, timeout: float) -> bytes:
+        port = urlsplit(url).port
+        deadline = self._clock() + timeout
+        try:
+            resp = self._send(method, url, body, timeout)
         except requests.RequestException as exc:
             raise FingerprintUnavailable(
                 f"The RD service on port {port} did not answer {method} ({type(exc).__name__}). "
@@ -276,23 +344,25 @@ class RDServiceClient(CaptureDevice):
                 raise ResponseTooLarge(
                     f"The RD service's reply ({declared} bytes) exceeds the {self.max_bytes}-byte limit."
                 )
-            buf = bytearray()
-            try:
-                for chunk in resp.iter_content(chunk_size=16384):
-                    buf.extend(chunk)
-                    if len(buf) > self.max_bytes:
-                        raise ResponseTooLarge(
-                            f"The RD service's reply exceeds the {self.max_bytes}-byte limit; refused."
-                        )
-                    if self._clock() > deadline:
-                        raise FingerprintUnavailable(
-                            f"The RD service took longer than {timeout:g} s to answer {method}; retry."
-                        )
-            except requests.RequestException as exc:
-                raise FingerprintUnavailable(
-                    f"The RD service's reply to {method} was cut off or too slow "
-                    f"({type(exc).__name__}); retry."
-                ) from exc
+            return self._read_capped(resp, method, timeout, deadline)
+
+    def _read_capped(self, resp: requests.Response, method: str, timeout: float, deadline: float) -> bytes:
+        buf = bytearray()
+        try:
+            for chunk in resp.iter_content(chunk_size=16384):
+                buf.extend(chunk)
+                if len(buf) > self.max_bytes:
+                    raise ResponseTooLarge(
+                        f"The RD service's reply exceeds the {self.max_bytes}-byte limit; refused."
+                    )
+                if self._clock() > deadline:
+                    raise FingerprintUnavailable(
+                        f"The RD service took longer than {timeout:g} s to answer {method}; retry."
+                    )
+        except requests.RequestException as exc:
+            raise FingerprintUnavailable(
+                f"The RD service's reply to {method} was cut off or too slow ({type(exc).__name__}); retry."
+            ) from exc
         return bytes(buf)
 
     @staticmethod
@@ -307,24 +377,18 @@ class RDServiceClient(CaptureDevice):
             raise FingerprintProtocolError(f"The {what} reply is not well-formed XML.") from exc
         return root
 
-    # --- operations ------------------------------------------------------------------------------
+    # --- discovery -------------------------------------------------------------------------------
 
-    def probe(self, port: int) -> RDServiceInfo | None:
-        """Ask one port for RDSERVICE; None if nothing usable answers there."""
+    def _probe_one(self, scheme: str, port: int) -> RDServiceInfo | None:
         try:
-            raw = self._request("RDSERVICE", port, "/", body=None, timeout=self.probe_timeout)
-        except FingerprintUnavailable:
-            return None
-        except FingerprintProtocolError as exc:
-            if isinstance(exc, UnsafeXML | ResponseTooLarge):
-                raise
-            return None
-        try:
+            raw = self._request(
+                "RDSERVICE", f"{scheme}://{_netloc(self.host, port)}/", body=None, timeout=self.probe_timeout
+            )
             root = self._parse(raw, "RDSERVICE")
-        except UnsafeXML:
+        except (UnsafeXML, ResponseTooLarge):
             raise
-        except FingerprintProtocolError:
-            return None  # some other service on this port
+        except (FingerprintUnavailable, FingerprintProtocolError):
+            return None  # nothing there, or some other service on this port
         if root.tag != "RDService":
             return None
         paths = {
@@ -332,12 +396,21 @@ class RDServiceClient(CaptureDevice):
             for iface in root.iter("Interface")
             if iface.get("id")
         }
+        status = (root.get("status") or "UNKNOWN").strip().upper()
         return RDServiceInfo(
-            port=port, status=root.get("status", "UNKNOWN"), info=root.get("info", ""), paths=paths
+            port=port, status=status, info=root.get("info", ""), paths=paths, scheme=scheme, host=self.host
         )
 
+    def probe(self, port: int) -> RDServiceInfo | None:
+        """Ask one port for RDSERVICE over http, then https; None if nothing usable answers there."""
+        for scheme in SCHEMES:
+            svc = self._probe_one(scheme, port)
+            if svc is not None:
+                return svc
+        return None
+
     def discover(self, *, refresh: bool = False) -> RDServiceInfo:
-        """The first READY RD service on our ports (else the first one found)."""
+        """The first READY RD service on our ports (else the first one found: USED or NOTREADY)."""
         if self._service is not None and not refresh:
             return self._service
         found: list[RDServiceInfo] = []
@@ -351,53 +424,57 @@ class RDServiceClient(CaptureDevice):
             found.append(svc)
         if not found:
             raise FingerprintUnavailable(
-                f"No RD service found on {self.host} ports {self.ports[0]}..{self.ports[-1]}. "
+                f"No RD service found on {self.host} ports {self.ports[0]}..{self.ports[-1]} "
+                "(http or https). "
                 "Install/start the fingerprint device's RD service, then retry."
             )
         self._service = found[0]
-        log.info("RD service on port %d status %s", found[0].port, found[0].status)
+        log.info("RD service on port %d (%s) status %s", found[0].port, found[0].scheme, found[0].status)
         return found[0]
+
+    def _ready_service(self) -> RDServiceInfo:
+        """A READY service, rediscovering once (the device may have been plugged in or freed since)."""
+        svc = self.discover()
+        if not svc.ready:
+            svc = self.discover(refresh=True)
+        if svc.status == "USED":
+            raise error_for(ERR_BUSY, "RD service status USED")
+        if not svc.ready:
+            raise error_for(ERR_NOT_READY, f"RD service status {svc.status}")
+        return svc
+
+    # --- operations ------------------------------------------------------------------------------
 
     def device_info(self) -> DeviceInfo:
         svc = self.discover()
         raw = self._request(
-            "DEVICEINFO", svc.port, svc.paths.get("DEVICEINFO", "/rd/info"), body=None, timeout=self.timeout
+            "DEVICEINFO", svc.url_for("DEVICEINFO", "/rd/info"), body=None, timeout=self.timeout
         )
         root = self._parse(raw, "DEVICEINFO")
         node = root if root.tag == "DeviceInfo" else root.find(".//DeviceInfo")
         if node is None:
             raise FingerprintProtocolError("The DEVICEINFO reply has no <DeviceInfo> element.")
-        return DeviceInfo(
-            dp_id=node.get("dpId", ""),
-            rds_id=node.get("rdsId", ""),
-            rds_ver=node.get("rdsVer", ""),
-            mi=node.get("mi", ""),
-            mc=node.get("mc", ""),
-            dc=node.get("dc", ""),
-        )
+        return _device_info(node)
 
     def info(self) -> dict[str, Any]:
-        """port, status, info, dpId, rdsId, rdsVer, mi, dc (what ``fingerprint info --json`` prints)."""
+        """port, scheme, status, info, dpId, rdsId, rdsVer, mi, dc (``fingerprint info --json``)."""
         svc = self.discover(refresh=True)
-        out: dict[str, Any] = {"port": svc.port, "status": svc.status, "info": svc.info}
+        out: dict[str, Any] = {"port": svc.port, "scheme": svc.scheme, "status": svc.status, "info": svc.info}
         dev = self.device_info()
         out.update(dpId=dev.dp_id, rdsId=dev.rds_id, rdsVer=dev.rds_ver, mi=dev.mi, dc=dev.dc)
         return out
 
     def capture(self, options: PidOptions | None = None) -> CaptureResult:
-        """Capture a finger.  Device errors (busy, not ready, timeout, failed) raise our errors."""
+        """Capture a finger.  Device errors (busy, not ready, timeout, failed, refused) raise our errors."""
         opts = options or self.options
-        svc = self.discover()
-        if svc.status.upper() == "NOTREADY":
-            # rediscover once: the device may have been plugged in since
-            svc = self.discover(refresh=True)
-            if svc.status.upper() == "NOTREADY":
-                raise _error_for(ERR_NOT_READY, f"RD service status {svc.status}")
+        svc = self._ready_service()
         # the device waits up to opts.timeout_ms for a finger; allow the HTTP call that long plus slack
         timeout = self.timeout + opts.timeout_ms / 1000.0
-        raw = self._request(
-            "CAPTURE", svc.port, svc.paths.get("CAPTURE", "/rd/capture"), body=opts.to_xml(), timeout=timeout
-        )
+        url = svc.url_for("CAPTURE", "/rd/capture")
+        raw = self._request("CAPTURE", url, body=opts.to_xml(), timeout=timeout)
+        return self._capture_result(raw)
+
+    def _capture_result(self, raw: bytes) -> CaptureResult:
         root = self._parse(raw, "CAPTURE")
         resp = root.find("Resp") if root.tag == "PidData" else None
         if resp is None:
@@ -410,9 +487,10 @@ class RDServiceClient(CaptureDevice):
         err_info = resp.get("errInfo", "")
         if err_code != 0:
             log.info("RD capture failed with errCode %d", err_code)
-            raise _error_for(err_code, err_info)
+            raise error_for(err_code, err_info)
         if root.find("Data") is None:
             raise FingerprintProtocolError("The CAPTURE reply says success but carries no <Data>.")
+        device = root.find("DeviceInfo")
         return CaptureResult(
             err_code=err_code,
             err_info=err_info,
@@ -421,4 +499,5 @@ class RDServiceClient(CaptureDevice):
             nm_points=resp.get("nmPoints", ""),
             q_score=resp.get("qScore", ""),
             pid_xml=raw.decode("utf-8", errors="replace"),
+            device=None if device is None else _device_info(device),
         )

@@ -3,8 +3,11 @@
 :class:`EscposDecoder` consumes a byte stream incrementally (commands may be
 split across reads) and builds a :class:`Paper`: text lines with their styles,
 raster images (``GS v 0``), QR codes (``GS ( k``: the stored data is kept
-verbatim, so tests know the exact payload), feeds and cuts (``GS V``).  Real-time
-status requests (``DLE EOT n``) are answered through a callback.
+verbatim, so tests know the exact payload), barcodes (``GS k`` with ``GS h``,
+``GS w``, ``GS H``: see :mod:`hardware.sim.barcodes`), feeds and cuts (``GS V``).
+Real-time status requests (``DLE EOT n``) and the status / ID commands an
+Epson-compatible printer answers in order (``GS r n``, ``GS I n``, ``GS a n``
+for automatic status back) go to callbacks that supply the reply bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import qrcode
 from PIL import Image, ImageChops, ImageDraw, ImageFont
+
+from hardware.sim.barcodes import Symbol, encode
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,18 @@ class QRCode:
 
 
 @dataclass(frozen=True)
+class Barcode:
+    """A ``GS k`` barcode: ``height`` dots tall, ``module`` dots per narrow bar, HRI 0-3 (none,
+    above, below, both)."""
+
+    symbol: Symbol
+    height: int = 162
+    module: int = 3
+    hri: int = 0
+    align: str = "left"
+
+
+@dataclass(frozen=True)
 class Feed:
     dots: int
 
@@ -89,7 +106,7 @@ class Cut:
     partial: bool = False
 
 
-Element = TextLine | Raster | QRCode | Feed | Cut
+Element = TextLine | Raster | QRCode | Barcode | Feed | Cut
 
 
 @dataclass
@@ -110,6 +127,11 @@ class Paper:
     @property
     def qr_payloads(self) -> list[str]:
         return [e.payload.decode("utf-8", "replace") for e in self.elements if isinstance(e, QRCode)]
+
+    @property
+    def barcodes(self) -> list[tuple[str, str]]:
+        """(symbology, human-readable text) of every barcode printed."""
+        return [(e.symbol.symbology, e.symbol.text) for e in self.elements if isinstance(e, Barcode)]
 
     @property
     def rasters(self) -> list[Raster]:
@@ -185,6 +207,8 @@ def _render(e: Element, width: int) -> Image.Image:
         except Exception:  # noqa: BLE001 - a broken payload still shows up on paper
             img = Image.new("L", (64, 64), 128)
         return _place(img, width, e.align)
+    if isinstance(e, Barcode):
+        return _place(_render_barcode(e), width, e.align)
     if isinstance(e, Feed):
         return Image.new("L", (width, max(e.dots, 0)), 255)
     # Cut: a dashed line with some margin
@@ -195,11 +219,33 @@ def _render(e: Element, width: int) -> Image.Image:
     return block
 
 
+def _render_barcode(e: Barcode) -> Image.Image:
+    modules = e.symbol.modules
+    bars_w = len(modules) * e.module if modules else max(len(e.symbol.text), 8) * CELL_W
+    hri_h = CELL_H
+    above = hri_h if e.hri in (1, 3) else 0
+    below = hri_h if e.hri in (2, 3) else 0
+    img = Image.new("L", (bars_w, above + e.height + below), 255)
+    draw = ImageDraw.Draw(img)
+    if modules:
+        for i, bit in enumerate(modules):
+            if bit == "1":
+                draw.rectangle((i * e.module, above, (i + 1) * e.module - 1, above + e.height - 1), fill=0)
+    else:  # a symbology drawn as a labelled frame
+        draw.rectangle((0, above, bars_w - 1, above + e.height - 1), outline=0, width=2)
+    font = _font(18)
+    for top in ([0] if above else []) + ([above + e.height] if below else []):
+        draw.text((bars_w // 2, top + hri_h - 4), e.symbol.text, font=font, fill=0, anchor="ms")
+    return img
+
+
 class EscposDecoder:
     """Incremental ESC/POS decoder.
 
     ``status(n)`` answers ``DLE EOT n`` (return ``None`` to stay silent);
-    ``accepting()`` False makes the "printer" discard printable output (paper out).
+    ``answer(command, n)`` answers ``GS r n`` / ``GS I n`` / ``GS a n`` (``command`` is
+    ``"r"``, ``"I"`` or ``"a"``); ``accepting()`` False makes the "printer" discard
+    printable output (paper out).
     """
 
     def __init__(
@@ -207,11 +253,17 @@ class EscposDecoder:
         *,
         width_dots: int = 576,
         status: Callable[[int], bytes | None] | None = None,
+        answer: Callable[[str, int], bytes | None] | None = None,
         accepting: Callable[[], bool] | None = None,
     ) -> None:
         self.paper = Paper(width_dots=width_dots)
         self._status = status or (lambda n: bytes([0x12]))
+        self._answer = answer or (lambda command, n: None)
         self._accepting = accepting or (lambda: True)
+        self._replies = bytearray()
+        #: barcodes the printer refused (bad data, too wide): nothing printed, as on paper
+        self.refused_barcodes = 0
+        self._bar_height, self._bar_module, self._bar_hri = 162, 3, 0
         self.style = Style()
         self.unknown_bytes = 0
         self.status_requests: list[int] = []
@@ -248,7 +300,7 @@ class EscposDecoder:
     def feed(self, data: bytes) -> bytes:
         """Consume bytes; return the replies to send back (status bytes)."""
         self._buf.extend(data)
-        replies = bytearray()
+        replies = self._replies
         i = 0
         buf = self._buf
         while i < len(buf):
@@ -257,7 +309,8 @@ class EscposDecoder:
                 break
             i = step
         del buf[:i]
-        return bytes(replies)
+        out, self._replies = bytes(replies), bytearray()
+        return out
 
     def _step(self, b: bytearray, i: int, replies: bytearray) -> int | None:
         """Decode one command at ``i``; return the index after it, or None if incomplete."""
@@ -358,6 +411,7 @@ class EscposDecoder:
         if args is None:
             return end
         if key == "@":
+            self._bar_height, self._bar_module, self._bar_hri = 162, 3, 0
             self.style = Style()
             self._line = ""
             self._inline = []
@@ -447,16 +501,7 @@ class EscposDecoder:
                 self._qr_command(bytes(b[i + 5 : block_end]))
             return block_end
         if key == "k":  # barcode
-            if i + 3 > n:
-                return None
-            m = b[i + 2]
-            if m <= 6:
-                stop = b.find(b"\x00", i + 3)
-                return None if stop < 0 else stop + 1
-            if i + 4 > n:
-                return None
-            end = i + 4 + b[i + 3]
-            return None if end > n else end
+            return self._barcode(b, i)
         if key == "*":
             if i + 4 > n:
                 return None
@@ -466,12 +511,52 @@ class EscposDecoder:
         if got is None:
             return None
         end, args = got
-        if args is None:
-            return end
+        if args is not None:
+            self._gs_fixed(key, args)
+        return end
+
+    def _gs_fixed(self, key: str, args: bytes) -> None:
+        """The fixed-length ``GS`` commands we act on (the rest are skipped)."""
         if key == "!":
             self._set(width=((args[0] >> 4) & 7) + 1, height=(args[0] & 7) + 1)
         elif key == "B":
             self._set(invert=bool(args[0] & 1))
+        elif key == "h" and args[0]:
+            self._bar_height = args[0]
+        elif key == "w" and 1 <= args[0] <= 6:
+            self._bar_module = args[0]
+        elif key == "H":
+            self._bar_hri = args[0] % 48 if args[0] >= 48 else args[0] & 3
+        elif key in ("r", "I", "a"):
+            reply = self._answer(key, args[0])
+            if reply:
+                self._replies.extend(reply)
+
+    def _barcode(self, b: bytearray, i: int) -> int | None:
+        """``GS k m d1..dk NUL`` (m <= 6) or ``GS k m n d1..dn`` (m >= 65)."""
+        n = len(b)
+        if i + 3 > n:
+            return None
+        m = b[i + 2]
+        if m <= 6:
+            stop = b.find(b"\x00", i + 3)
+            if stop < 0:
+                return None
+            data, end = bytes(b[i + 3 : stop]), stop + 1
+        else:
+            if i + 4 > n:
+                return None
+            end = i + 4 + b[i + 3]
+            if end > n:
+                return None
+            data = bytes(b[i + 4 : end])
+        symbol = encode(m, data)
+        if symbol is None or len(symbol.modules) * self._bar_module > self.paper.width_dots:
+            self.refused_barcodes += 1
+            return end
+        if self._line:
+            self._newline()
+        self._emit(Barcode(symbol, self._bar_height, self._bar_module, self._bar_hri, self.style.align))
         return end
 
     def _qr_command(self, body: bytes) -> None:
