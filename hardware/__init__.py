@@ -25,6 +25,7 @@ _WHERE = {
     "open_fingerprint": "hardware.fingerprint",
     "Printer": "hardware.printer",
     "PrinterStatus": "hardware.printer",
+    "RecordingPrinter": "hardware.printer",
     "open_printer": "hardware.printer",
     "ReceiptData": "hardware.receipt",
     "build_receipt": "hardware.receipt",
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
         RDServiceClient,
         open_fingerprint,
     )
-    from hardware.printer import Printer, PrinterStatus, open_printer
+    from hardware.printer import Printer, PrinterStatus, RecordingPrinter, open_printer
     from hardware.receipt import ReceiptData, build_receipt, receipt_qr_text, render_png, verify_receipt_qr
 
 
@@ -71,6 +72,7 @@ __all__ = [
     "R30xSensor",
     "RDServiceClient",
     "ReceiptData",
+    "RecordingPrinter",
     "TransientHardwareError",
     "build_receipt",
     "errors",
