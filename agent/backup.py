@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlcipher3
-
 from agent import ids
 from agent.config import Config
 from agent.errors import InvalidInput, LedgerCorrupt, NotInitialised, WrongKey
 from agent.fsutil import fsync_dir, fsync_file
 from agent.ledger import Ledger, keys, verify
-from agent.ledger.db import connect
+from agent.ledger.db import DatabaseError, open_readonly
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +67,16 @@ def check_file(path: Path, hex_key: str) -> BackupResult:
     with open(path, "rb") as fh:
         if fh.read(16) == SQLITE_MAGIC:
             raise InvalidInput(f"{path}: not an encrypted ledger backup (plain SQLite file); refused")
-    conn = sqlcipher3.connect(
-        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
+    try:
+        conn = open_readonly(path, hex_key)
+    except WrongKey:
+        raise WrongKey(
+            f"{path}: the backup does not open with this key (made before a rekey, or not a ledger backup)"
+        ) from None
     try:
         try:
-            conn.execute(f"PRAGMA key = \"x'{hex_key}'\"")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlcipher3.DatabaseError:
-            raise WrongKey(
-                f"{path}: the backup does not open with this key (made before a rekey, "
-                "or not a ledger backup)"
-            ) from None
-        try:
             ledger = Ledger(conn, path)
-        except (sqlcipher3.DatabaseError, NotInitialised):
+        except (DatabaseError, NotInitialised):
             raise InvalidInput(f"{path}: not a kiosk ledger backup") from None
         res = verify(ledger)
         if not res.ok:
@@ -109,20 +102,14 @@ def backup_to(ledger: Ledger, dest: Path, hex_key: str) -> BackupResult:
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     remove_with_sidecars(tmp)
     try:
-        target = connect(tmp, hex_key, create=True)
-        try:
-            target.execute("PRAGMA journal_mode = DELETE")
-            ledger.conn.backup(target)  # one step: a consistent snapshot under a read lock
-            target.execute("PRAGMA journal_mode = DELETE")  # the copy is one self-contained file
-        finally:
-            target.close()
+        ledger.backup_into(tmp, hex_key)  # one step: a consistent snapshot, one self-contained file
         with open(tmp, "rb") as fh:
             if fh.read(16) == SQLITE_MAGIC:  # never leave a plaintext copy behind
                 raise LedgerCorrupt("the backup came out unencrypted; refused")
         res = check_file(tmp, hex_key)
         # The copy's head must be a record of the live chain (a writer may have added more since).
-        row = ledger.conn.execute("SELECT hash FROM records WHERE seq = ?", (res.head_seq,)).fetchone()
-        if res.head_seq and (row is None or row[0] != res.head_hash) or res.device_id != ledger.device_id:
+        live_hash = ledger.record_hash(res.head_seq)
+        if res.head_seq and live_hash != res.head_hash or res.device_id != ledger.device_id:
             raise LedgerCorrupt("the backup does not match the live ledger; nothing was written")
         fsync_file(tmp)
         os.chmod(tmp, 0o600)

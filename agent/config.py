@@ -87,6 +87,9 @@ class TokensSection:
     min_remaining: int = _f(200, ge=0)
 
 
+PrinterKind = Literal["none", "network", "serial", "usb"]
+
+
 @dataclass(frozen=True)
 class PrinterSection:
     url: str = "none"
@@ -94,6 +97,23 @@ class PrinterSection:
     usb_vid_pid: str = ""
     timeout_s: float = _f(5.0, gt=0)
     lang: Literal["hi", "en"] = "hi"
+
+    @property
+    def kind(self) -> PrinterKind:
+        """The one rule for "is printing on, and on what": ``url`` "none" or empty with no USB id is
+        off (what ``hardware.open_printer`` gives a NullPrinter for); a USB id finds the printer by
+        VID:PID; ``socket://`` is a network printer; any other pyserial URL a serial one."""
+        if self.usb_vid_pid.strip():
+            return "usb"
+        url = self.url.strip()
+        if url.lower() in ("", "none"):
+            return "none"
+        return "network" if url.startswith("socket://") else "serial"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether receipts are printed (and print jobs queued) at all."""
+        return self.kind != "none"
 
 
 @dataclass(frozen=True)

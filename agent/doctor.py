@@ -45,11 +45,18 @@ class Probes:
     """The outside world, injectable."""
 
     session: requests.Session = field(default_factory=requests.Session)
-    serial_for_url: Callable[..., Any] = serial.serial_for_url
+    serial_for_url: Callable[..., Any] = serial.serial_for_url  # the R30x sensor's port
+    open_printer: Callable[[Config], Any] = lambda cfg: _open_printer(cfg)
     disk_usage: Callable[[str], Any] = shutil.disk_usage
     now: Callable[[], float] = time.time
     raqm: Callable[[], bool] = lambda: _raqm()
     http_timeout: float = 3.0
+
+
+def _open_printer(cfg: Config) -> Any:
+    from agent.printing import open_configured
+
+    return open_configured(cfg)
 
 
 def _raqm() -> bool:
@@ -194,19 +201,32 @@ def _open_port(url: str, probes: Probes) -> str | None:
     return None
 
 
+_PRINTER_FIXES = {
+    "disconnected": ("FAIL", "cannot be reached", "check the cable and power, and [printer] url"),
+    "paper_out": ("FAIL", "is out of paper", "load a new paper roll"),
+    "offline": ("FAIL", "is offline", "close the cover and clear any paper jam"),
+    "paper_low": ("WARN", "is running out of paper", "keep a new paper roll at hand"),
+    "unknown": ("OK", "opens (it does not report its status)", ""),
+    "ok": ("OK", "is ready", ""),
+}
+
+
 def check_printer(cfg: Config, probes: Probes) -> Check:
-    url = cfg.settings.printer.url
-    if url == "none":
-        return Check("printer", "OK", 'disabled ([printer] url = "none")')
-    problem = _open_port(url, probes)
-    if problem:
-        return Check(
-            "printer",
-            "FAIL",
-            f"cannot open {url} ({problem})",
-            "check the cable and power, and [printer] url",
-        )
-    return Check("printer", "OK", f"{url} opens")
+    """The printer's own answer, through ``hardware`` (the transport is hardware's business)."""
+    p = cfg.settings.printer
+    if not p.enabled:
+        return Check("printer", "OK", f'disabled ([printer] url = "{p.url}")')
+    try:
+        printer = probes.open_printer(cfg)
+        try:
+            state = str(printer.status())
+        finally:
+            printer.close()
+    except (OSError, ValueError) as exc:  # a malformed url or USB id
+        return Check("printer", "FAIL", f"cannot use {p.url} ({exc.__class__.__name__})", "fix [printer] url")
+    status, what, fix = _PRINTER_FIXES.get(state, ("WARN", f"reports {state}", "check the printer"))
+    where = p.url or f"USB {p.usb_vid_pid}"
+    return Check("printer", status, f"{p.kind} printer {where} {what}", fix)  # type: ignore[arg-type]
 
 
 def check_fingerprint(cfg: Config, probes: Probes) -> Check:
@@ -245,7 +265,7 @@ def check_fingerprint(cfg: Config, probes: Probes) -> Check:
 def check_raqm(cfg: Config | None, probes: Probes) -> Check:
     if probes.raqm():
         return Check("raqm", "OK", "Pillow has raqm (Hindi text shapes correctly)")
-    hindi = cfg is not None and cfg.settings.printer.url != "none" and cfg.settings.printer.lang == "hi"
+    hindi = cfg is not None and cfg.settings.printer.enabled and cfg.settings.printer.lang == "hi"
     return Check(
         "raqm",
         "FAIL" if hindi else "WARN",

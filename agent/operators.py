@@ -4,7 +4,7 @@ stay on the sensor; the ledger keeps only name -> slot and who is logged in."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from agent.config import Config
 from agent.errors import AgentError, InvalidInput
@@ -39,36 +39,37 @@ def _call(fn: Any) -> Any:
         raise err from None
 
 
-def enroll(cfg: Config, ledger: Ledger, name: str, sensor: Any = None) -> dict[str, Any]:
+class OperatorDoc(TypedDict):
+    operator: str
+    slot: int
+
+
+def enroll(cfg: Config, ledger: Ledger, name: str, sensor: Any = None) -> OperatorDoc:
     if not _NAME.match(name):
         raise InvalidInput("operator name: 1-40 letters, digits, '.', '_' or '-'")
-    if ledger.conn.execute("SELECT 1 FROM operators WHERE name = ?", (name,)).fetchone():
+    if ledger.operators.slot_of(name) is not None:
         raise InvalidInput(f"operator {name} is already enrolled")
-    used = {r[0] for r in ledger.conn.execute("SELECT slot FROM operators")}
-    slot = next(i for i in range(1, 10_000) if i not in used)
+    slot = ledger.operators.free_slot()
     s = _sensor(cfg, sensor)
     with s:
         _call(lambda: s.enroll(slot))  # two presses, RegModel, Store: all on the sensor
-    with ledger.write() as conn:
-        conn.execute(
-            "INSERT INTO operators (name, slot, created_at) VALUES (?, ?, ?)", (name, slot, ledger.now())
-        )
+    ledger.operators.add(name, slot)
     return {"operator": name, "slot": slot}
 
 
-def login(cfg: Config, ledger: Ledger, sensor: Any = None) -> dict[str, Any]:
+def login(cfg: Config, ledger: Ledger, sensor: Any = None) -> OperatorDoc:
     s = _sensor(cfg, sensor)
     with s:
         slot = _call(s.identify)
     if slot is None:
         raise InvalidInput("fingerprint not recognised; try again or ask the kiosk admin")
-    row = ledger.conn.execute("SELECT name FROM operators WHERE slot = ?", (slot,)).fetchone()
-    if row is None:
+    name = ledger.operators.name_at(slot)
+    if name is None:
         raise InvalidInput("this finger is on the sensor but no operator is registered for it")
-    ledger.set_meta({"operator_current": row[0]})
-    return {"operator": row[0], "slot": slot}
+    ledger.operators.log_in(name)
+    return {"operator": name, "slot": slot}
 
 
 def current(cfg: Config, ledger: Ledger) -> str:
     """The logged-in operator, else the configured default."""
-    return ledger.meta("operator_current") or cfg.settings.agent.operator
+    return ledger.operators.logged_in() or cfg.settings.agent.operator

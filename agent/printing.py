@@ -9,26 +9,22 @@ reprint`, marked DUPLICATE on paper), so nothing prints twice by itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
 
 from agent.config import Config
 from agent.errors import AgentError, InvalidInput
-from agent.ledger import Ledger
+from agent.ledger import Ledger, LedgerProvider, TxnRow, as_provider
 from agent.transactions import current_catalog, view
+
+if TYPE_CHECKING:
+    from hardware import Printer, ReceiptData
 
 log = logging.getLogger(__name__)
 
 
-def enabled(cfg: Config) -> bool:
-    p = cfg.settings.printer
-    return p.url.strip().lower() not in ("", "none") or bool(p.usb_vid_pid)
-
-
-def receipt_data(ledger: Ledger, row: dict[str, Any], *, duplicate: bool, lang: str) -> Any:
+def receipt_data(ledger: Ledger, row: TxnRow, *, duplicate: bool, lang: str) -> ReceiptData:
     from hardware import ReceiptData
 
     if row["kind"] != "sale":
@@ -42,7 +38,7 @@ def receipt_data(ledger: Ledger, row: dict[str, Any], *, duplicate: bool, lang: 
     ref = v["mobile"] or v["aadhaar"] or "-"
     return ReceiptData(
         kiosk_code=ledger.kiosk_code or "UNENROLLED",
-        token=v["token"],
+        token=str(v["token"]),
         seq=row["seq"],
         service_en=name_en,
         service_hi=name_hi,
@@ -56,7 +52,9 @@ def receipt_data(ledger: Ledger, row: dict[str, Any], *, duplicate: bool, lang: 
     )
 
 
-def open_configured(cfg: Config) -> Any:
+def open_configured(cfg: Config) -> Printer:
+    """The printer ``[printer]`` names (a NullPrinter when printing is off), opened on first use.
+    The one place the agent builds a printer: a new transport goes in ``hardware.open_printer``."""
     from hardware import open_printer
 
     p = cfg.settings.printer
@@ -65,91 +63,78 @@ def open_configured(cfg: Config) -> Any:
     )
 
 
-def _set_job(ledger: Ledger, job_id: int, state: str, error: str | None) -> None:
-    with ledger.write() as conn:
-        conn.execute(
-            "UPDATE print_jobs SET state = ?, last_error = ?, attempts = attempts + 1, updated_at = ? "
-            "WHERE id = ?",
-            (state, error, ledger.now(), job_id),
-        )
+class PrintOutcome(NamedTuple):
+    state: Literal["printed", "pending", "none"]  # "none": there was no job to print
+    error: str | None
 
 
-Guard = Callable[[], AbstractContextManager[Any]]
+class ReprintResult(TypedDict):
+    token: str | None
+    seq: int
+    print_state: str
+    print_error: str | None
+    duplicate: bool
 
 
 def print_job(
-    cfg: Config, ledger: Ledger, job_id: int, printer: Any = None, guard: Guard = nullcontext
-) -> tuple[str, str | None]:
-    """Print one job; return (state, reason). Never raises for printer trouble.
-    ``guard`` is held around ledger use only, never across the printer I/O."""
+    cfg: Config, ledger: Ledger | LedgerProvider, job_id: int, printer: Printer | None = None
+) -> PrintOutcome:
+    """Print one job; never raises for printer trouble. The ledger (its lock, when ``ledger``
+    is a provider) is held only to read the job and store the outcome, never across the printer I/O.
+    ``printer`` None: the configured one, opened for this job and closed after it."""
     from hardware import HardwareError
 
-    with guard():
-        row = ledger.conn.execute("SELECT seq, duplicate FROM print_jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise InvalidInput(f"no print job {job_id}")
-        seq, duplicate = row
-        data = receipt_data(
-            ledger, ledger.by_seq(seq), duplicate=bool(duplicate), lang=cfg.settings.printer.lang
-        )
+    access = as_provider(ledger)
+    with access() as led:
+        job = led.print_jobs.get(job_id)
+        data = receipt_data(led, led.by_seq(job.seq), duplicate=job.duplicate, lang=cfg.settings.printer.lang)
+        sign = led.sign
     own = printer is None
     printer = printer or open_configured(cfg)
     try:
-        printer.print_receipt(data, sign=ledger.sign)
+        printer.print_receipt(data, sign=sign)
     except HardwareError as exc:
         reason = str(exc)[:200]
-        with guard():
-            _set_job(ledger, job_id, "pending", reason)
-        log.warning("receipt for seq %d not printed: %s", seq, reason)
-        return "pending", reason
+        with access() as led:
+            led.print_jobs.finish(job_id, "pending", reason)
+        log.warning("receipt for seq %d not printed: %s", job.seq, reason)
+        return PrintOutcome("pending", reason)
     finally:
         if own:
             printer.close()
-    with guard():
-        _set_job(ledger, job_id, "printed", None)
-    return "printed", None
+    with access() as led:
+        led.print_jobs.finish(job_id, "printed", None)
+    return PrintOutcome("printed", None)
 
 
 def first_print(
-    cfg: Config, ledger: Ledger, seq: int, guard: Guard = nullcontext, printer: Any = None
-) -> tuple[str, str | None]:
-    """The one automatic print of a new transaction's receipt."""
-    with guard():
-        row = ledger.conn.execute(
-            "SELECT id FROM print_jobs WHERE seq = ? AND attempts = 0 AND state = 'pending' "
-            "ORDER BY id LIMIT 1",
-            (seq,),
-        ).fetchone()
-    if row is None:
-        return "none", None
-    return print_job(cfg, ledger, int(row[0]), printer, guard=guard)
+    cfg: Config, ledger: Ledger | LedgerProvider, seq: int, printer: Printer | None = None
+) -> PrintOutcome:
+    """The one automatic print of a new transaction's receipt (the job queued with it)."""
+    access = as_provider(ledger)
+    with access() as led:
+        job_id = led.print_jobs.first_print_of(seq)
+    if job_id is None:
+        return PrintOutcome("none", None)
+    return print_job(cfg, access, job_id, printer)
 
 
-def reprint(cfg: Config, ledger: Ledger, ref: str, guard: Guard = nullcontext) -> dict[str, Any]:
+def reprint(
+    cfg: Config, ledger: Ledger | LedgerProvider, ref: str, printer: Printer | None = None
+) -> ReprintResult:
     """Print again, marked DUPLICATE; earlier pending jobs of it are closed as superseded."""
-    if not enabled(cfg):
+    if not cfg.settings.printer.enabled:
         raise InvalidInput('no printer is configured ([printer] url is "none")')
-    with guard():
-        row = ledger.find(ref)
-    if row["kind"] != "sale":
-        raise InvalidInput("only a sale has a receipt")
-    now = ledger.now()
-    with guard(), ledger.write() as conn:
-        cur = conn.execute(
-            "INSERT INTO print_jobs (seq, state, duplicate, created_at, updated_at) "
-            "VALUES (?, 'pending', 1, ?, ?)",
-            (row["seq"], now, now),
-        )
-        job_id = int(cur.lastrowid)
-    state, reason = print_job(cfg, ledger, job_id, guard=guard)
+    access = as_provider(ledger)
+    with access() as led:
+        row = led.find(ref)
+        if row["kind"] != "sale":
+            raise InvalidInput("only a sale has a receipt")
+        job_id = led.print_jobs.add(row["seq"], duplicate=True)
+    state, reason = print_job(cfg, access, job_id, printer)
     if state == "printed":
-        with guard(), ledger.write() as conn:
-            conn.execute(
-                "UPDATE print_jobs SET state = 'failed', last_error = 'superseded by a reprint', "
-                "updated_at = ? "
-                "WHERE seq = ? AND id < ? AND state = 'pending'",
-                (ledger.now(), row["seq"], job_id),
-            )
+        with access() as led:
+            led.print_jobs.supersede(row["seq"], job_id)
     return {
         "token": view(row)["token"],
         "seq": row["seq"],

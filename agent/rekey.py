@@ -24,7 +24,7 @@ from pathlib import Path
 from agent.config import Config
 from agent.errors import InvalidInput, KeyUnavailable, WrongKey
 from agent.fsutil import atomic_write, fsync_dir
-from agent.ledger import keys
+from agent.ledger import db, keys
 from agent.ledger.db import connect
 from agent.lockfile import DirLock
 
@@ -152,8 +152,7 @@ def _rekey(cfg: Config) -> RekeyResult:
             raise KeyUnavailable(
                 f"cannot store the new key ({exc.__class__.__name__}); nothing changed"
             ) from None
-        conn.execute(f"PRAGMA rekey = \"x'{new}'\"")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.rekey(conn, new)
     finally:
         conn.close()
     if not _opens(cfg, new):  # should not happen; the pending key stays for finish_interrupted

@@ -1,4 +1,4 @@
-"""Replace the ledger with a verified backup.
+"""Put a verified backup in place of the ledger.
 
 Two steps so the CLI can warn before anything changes: :func:`plan_restore`
 reads the backup and the current ledger and says what will be lost;
@@ -27,7 +27,7 @@ from agent.config import Config
 from agent.errors import AgentError, InvalidInput, LedgerCorrupt
 from agent.fsutil import fsync_dir, fsync_file
 from agent.ledger import Ledger, keys
-from agent.ledger.db import connect
+from agent.ledger.db import checkpoint, connect, rekey, single_file
 from agent.lockfile import DirLock
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,12 @@ def _current_state(cfg: Config, hex_key: str, at_seq: int) -> tuple[dict[str, ob
     try:
         with Ledger.open(cfg.ledger_path, hex_key) as led:
             seq, h = led.head()
-            row = led.conn.execute("SELECT hash FROM records WHERE seq = ?", (at_seq,)).fetchone()
-            doc = {"device_id": led.device_id, "head_seq": seq, "head_hash": h, "hash_at": row and row[0]}
+            doc = {
+                "device_id": led.device_id,
+                "head_seq": seq,
+                "head_hash": h,
+                "hash_at": led.record_hash(at_seq),
+            }
             return doc, None
     except AgentError as exc:
         return None, exc.message
@@ -120,7 +124,7 @@ def _keep_current(cfg: Config, hex_key: str, stamp: str) -> Path | None:
     try:  # fold the WAL into the file so the kept copy is one file
         conn = connect(path, hex_key)
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
     except Exception:
@@ -156,9 +160,8 @@ def _apply(cfg: Config, plan: RestorePlan, now: Callable[[], int]) -> RestoreRes
         if plan.old_key is not None:  # re-encrypt a pre-rekey backup to today's key
             conn = connect(tmp, plan.old_key)
             try:
-                conn.execute(f"PRAGMA rekey = \"x'{hex_key}'\"")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                conn.execute("PRAGMA journal_mode = DELETE")
+                rekey(conn, hex_key)
+                single_file(conn)
             finally:
                 conn.close()
         res = check_file(tmp, hex_key)

@@ -12,15 +12,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import printing, sdnotify, syncing
 from agent.config import Config
-from agent.ledger import Ledger, open_ledger
+from agent.ledger import Ledger, LedgerAccess, open_ledger
 from agent.ledger.outbox import LedgerOutbox
 from agent.lockfile import DirLock
 from sync.client import SyncClient
 from sync.engine import Backoff
+
+if TYPE_CHECKING:
+    from agent.printing import ReprintResult
+    from agent.transactions import TxnView
+    from hardware import Printer
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +59,18 @@ class Runner:
         *,
         session: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        printer: Printer | None = None,
     ) -> None:
+        """``printer`` replaces the configured one (tests pass a RecordingPrinter); None opens
+        ``[printer]`` for each job and status check, so an unplugged printer is found again."""
         self.cfg = cfg
+        self.printer = printer
         self.stop = stop
         self.session = session
         self.clock = clock
         self.dir_lock = DirLock(cfg.data_dir)
         self.ledger: Ledger | None = None
-        self.access: Any = None
+        self.access: LedgerAccess | None = None
         self.scheduler: Any = None
         self.api_thread: threading.Thread | None = None
         self.api_stop = threading.Event()
@@ -69,14 +78,14 @@ class Runner:
         self.backoff = Backoff(cfg.settings.sync.backoff_base_s, cfg.settings.sync.backoff_cap_s)
         self.next_sync_at = 0.0
         self.sync_state = "starting"
-        self.printer_state = "disabled" if not printing.enabled(cfg) else "unknown"
+        self.printer_state = "unknown" if cfg.settings.printer.enabled else "disabled"
         self.online = False
         self.port: int | None = None
         self._engine_cache: Any = None
 
     # -- start ------------------------------------------------------------
     def start(self) -> None:
-        from agent.api import LedgerAccess, bind, create_app, load_or_create_token, serve
+        from agent.api import bind, create_app, load_or_create_token, serve
 
         self.dir_lock.acquire()
         try:
@@ -94,8 +103,9 @@ class Runner:
                 online=lambda: self.online,
                 status_extra=self.status_extra,
                 remote_lookup=self.remote_lookup,
-                reprint=self.reprint if printing.enabled(self.cfg) else None,
-                on_commit=self.on_commit,
+                reprint=self.reprint if self.cfg.settings.printer.enabled else None,
+                on_commit=self.nudge_sync,
+                printer=self.printer,
             )
             self.api_thread = threading.Thread(
                 target=serve,
@@ -133,6 +143,7 @@ class Runner:
     def _engine(self) -> Any:
         """One engine (one HTTP session, one learned clock offset) once the kiosk is enrolled;
         None before, asked again each time so an enrollment made meanwhile is picked up."""
+        assert self.access is not None
         if self._engine_cache is None:
             with self.access() as led:
                 self._engine_cache = syncing.make_engine(
@@ -200,43 +211,40 @@ class Runner:
             log.info("lease top-up waits: %s", exc.message)
 
     def checkpoint_job(self) -> None:
+        assert self.access is not None
         with self.access() as led:
-            led.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            led.checkpoint()
 
     def backup_job(self) -> None:
         from agent.backup import backup_rotate
 
+        assert self.access is not None
         with self.access() as led:
             backup_rotate(self.cfg, led)
 
     def printer_job(self) -> None:
-        if not printing.enabled(self.cfg):
+        if not self.cfg.settings.printer.enabled:
             return
-        from hardware import open_printer
-
-        p = self.cfg.settings.printer
-        printer = open_printer(p.url, width_dots=p.width_dots, usb_id=p.usb_vid_pid or None)
+        printer = self.printer or printing.open_configured(self.cfg)
         try:
             self.printer_state = str(printer.status())
         finally:
-            printer.close()
+            if self.printer is None:
+                printer.close()
 
     # -- API hooks ----------------------------------------------------------
-    def on_commit(self, view: dict[str, Any]) -> None:
+    def nudge_sync(self, view: TxnView) -> None:
+        """The new-transaction flow's last step (agent.sales): sync soon, debounced."""
         from agent import scheduler
 
         if self.scheduler is not None:
             scheduler.run_soon(self.scheduler, "sync", 2.0)  # debounced: a burst makes one sync
             if self.online:  # offline, the backoff keeps its say
                 self.next_sync_at = min(self.next_sync_at, self.clock() + 2.0)
-        if printing.enabled(self.cfg) and view.get("kind") == "sale" and self.ledger is not None:
-            view["print_state"], view["print_error"] = printing.first_print(
-                self.cfg, self.ledger, int(view["seq"]), guard=self.access
-            )
 
-    def reprint(self, token: str) -> dict[str, Any]:
-        assert self.ledger is not None
-        return printing.reprint(self.cfg, self.ledger, token, guard=self.access)
+    def reprint(self, token: str) -> ReprintResult:
+        assert self.access is not None
+        return printing.reprint(self.cfg, self.access, token, self.printer)
 
     def remote_lookup(self, token: str) -> dict[str, Any] | None:
         engine = self._engine()
@@ -259,13 +267,10 @@ class Runner:
             return None
 
     def status_extra(self) -> dict[str, Any]:
-        from agent.api.queries import printer_kind
-
-        kind = printer_kind(self.cfg.settings.printer.url)
         return {
             "online": self.online,
             "sync_state": self.sync_state,
-            "printer": {"kind": kind, "state": self.printer_state},
+            "printer": {"kind": self.cfg.settings.printer.kind, "state": self.printer_state},
         }
 
     # -- run and stop -------------------------------------------------------
@@ -282,7 +287,7 @@ class Runner:
             self.scheduler.shutdown(wait=False)
         if self.api_thread is not None:
             self.api_thread.join(timeout=3)
-        if self.ledger is not None:
+        if self.ledger is not None and self.access is not None:
             with self.access.lock:  # waits for the write in progress, then no more
                 self.ledger.close()
             self.ledger = None

@@ -27,6 +27,12 @@ def server_url(cfg: Config, ledger: Ledger) -> str | None:
     return cfg.settings.server.url or ledger.meta("server_url")
 
 
+def link_up(cfg: Config, ledger: Ledger) -> bool:
+    """Whether the server answers now (an online-only service asks; offline work never does)."""
+    url = server_url(cfg, ledger)
+    return bool(url and ledger.kiosk_code and make_client(cfg, ledger, url).healthy())
+
+
 def make_client(cfg: Config, ledger: Ledger, url: str, session: requests.Session | None = None) -> SyncClient:
     return SyncClient(
         url,
@@ -95,8 +101,7 @@ def enroll(
             "enrolled_at": str(ledger.now()),
         }
     )
-    with ledger.write() as conn:  # development blocks are never valid at a real server
-        conn.execute("UPDATE leases SET next_serial = end_serial WHERE source = 'dev'")
+    ledger.retire_dev_leases()  # development blocks are never valid at a real server
     outbox = LedgerOutbox(ledger)
     outbox.add_leases(resp.leases)
     engine = make_engine(cfg, ledger)

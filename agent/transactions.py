@@ -1,26 +1,57 @@
-"""A new transaction: validate what the operator entered, then commit it.
+"""A transaction's rules: validate what the operator entered into a draft, commit it,
+and the masked view of a stored row that every screen and --json shows.
 
-Shared by the CLI and the local API, so both refuse the same things with the
-same words. Nothing is written unless every check passes.
+``agent.sales`` is the flow around it (commit, print, nudge sync) that the CLI, the
+local API and the runner call, so all refuse the same things with the same words.
+Nothing is written unless every check passes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from agent import catalog as catalog_mod
 from agent import ids, money, pii
 from agent.errors import InvalidInput, NeedsConnection
-from agent.ledger import Ledger
+from agent.ledger import Draft, Ledger, TxnRow
+
+
+class TxnView(TypedDict):
+    """What the operator (and --json, and the local API) sees of a row: masked, final token first."""
+
+    txn_id: str
+    seq: int
+    kind: str
+    token: str  # the final token once the server assigned one; a void shows the voided sale's
+    service: str
+    amount_paise: int
+    fee_paise: int
+    created_at: str
+    operator: str
+    hash: str
+    fields: dict[str, str]
+    mobile: str | None
+    aadhaar: str | None
+    sync_state: str | None
+    sync_error: str | None
+    print_state: str | None
+    print_error: str | None
+    provisional_token: NotRequired[str]
+    voids_seq: NotRequired[int | None]
+    reason: NotRequired[str | None]
+    voided_by: NotRequired[int | None]
 
 
 @dataclass(frozen=True)
 class NewTxn:
+    """What the operator entered. ``operator`` None: the one logged in by finger, else the configured one."""
+
     service: str
     amount: str
-    operator: str
+    operator: str | None
     mobile: str | None = None
     aadhaar: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
@@ -47,7 +78,7 @@ def current_catalog(ledger: Ledger) -> catalog_mod.Catalog:
 
 def build_draft(
     req: NewTxn, cat: catalog_mod.Catalog, *, online: bool | Callable[[], bool], seal_key: str | None
-) -> dict[str, Any]:
+) -> Draft:
     """The record draft, or InvalidInput / NeedsConnection naming the problem."""
     svc = cat.get(req.service.strip().upper())
     if svc.online_only and not (online() if callable(online) else online):
@@ -56,7 +87,9 @@ def build_draft(
         )
     amount = money.parse_rupees(req.amount, limit_paise=svc.max_amount_paise)
     fields = svc.check_fields(req.fields)
-    draft: dict[str, Any] = {
+    if not req.operator:
+        raise InvalidInput("say which operator is serving (--operator)")
+    draft: Draft = {
         "kind": "sale",
         "operator": req.operator,
         "service": svc.code,
@@ -91,19 +124,18 @@ def build_draft(
 
 def create(
     ledger: Ledger, req: NewTxn, *, online: bool | Callable[[], bool] = False, queue_print: bool = False
-) -> dict[str, Any]:
-    """Validate, then commit; returns the public view of the committed row."""
+) -> TxnView:
+    """Validate, then commit (and queue the receipt in the same commit); returns the view of the
+    committed row. The flow's commit step: ``agent.sales.new_sale`` is the whole flow."""
     draft = build_draft(req, current_catalog(ledger), online=online, seal_key=ledger.meta("server_seal_pub"))
     rec = ledger.append(draft, queue_print=queue_print)
     return view(ledger.find(rec["txn_id"]))
 
 
-def view(row: dict[str, Any]) -> dict[str, Any]:
+def view(row: TxnRow) -> TxnView:
     """What the operator (and --json) sees of a row: masked, final token first."""
-    import json
-
-    token = row.get("final_token") or row.get("token")
-    out: dict[str, Any] = {
+    token = row.get("final_token") or row.get("token") or ""  # a sale always has one
+    out: TxnView = {
         "txn_id": row["txn_id"],
         "seq": row["seq"],
         "kind": row["kind"],
@@ -123,10 +155,10 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "print_error": row.get("print_error"),
     }
     if row.get("final_token") and row.get("token") != row["final_token"]:
-        out["provisional_token"] = row["token"]
+        out["provisional_token"] = str(row["token"])
     if row["kind"] == "void":
         out["voids_seq"] = row["voids_seq"]
-        out["token"] = row.get("voids_token")
+        out["token"] = row.get("voids_token") or ""
         out["reason"] = row["reason"]
     else:
         out["voided_by"] = row.get("voided_by")

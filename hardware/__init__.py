@@ -26,6 +26,7 @@ _WHERE = {
     "open_fingerprint": "hardware.fingerprint",
     "Printer": "hardware.printer",
     "PrinterStatus": "hardware.printer",
+    "RecordingPrinter": "hardware.printer",
     "open_printer": "hardware.printer",
     "ReceiptData": "hardware.receipt",
     "build_receipt": "hardware.receipt",
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
         RDServiceClient,
         open_fingerprint,
     )
-    from hardware.printer import Printer, PrinterStatus, open_printer
+    from hardware.printer import Printer, PrinterStatus, RecordingPrinter, open_printer
     from hardware.receipt import ReceiptData, build_receipt, receipt_qr_text, render_png, verify_receipt_qr
 
 
@@ -73,6 +74,7 @@ __all__ = [
     "RDServiceClient",
     "RDServiceError",
     "ReceiptData",
+    "RecordingPrinter",
     "TransientHardwareError",
     "build_receipt",
     "errors",

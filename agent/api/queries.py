@@ -1,7 +1,7 @@
-"""Read models for the local API: status and recent/searched transactions.
+"""What the local API shows: the status document and recent/searched transactions.
 
-The page polls these every few seconds, so they read only the rows they
-show: seqs have no gaps, so "the newest N" is ``seq > head - N``.
+The reading itself is the ledger's read model (``Ledger.status``, ``Ledger.recent``);
+this module checks the references the browser sends and shapes the answers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from agent import transactions
 from agent.config import Config
 from agent.errors import InvalidInput
 from agent.ledger import Ledger
+from agent.transactions import TxnView
 
 _REF = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
@@ -24,54 +25,28 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def printer_kind(url: str) -> str:
-    if url == "none":
-        return "none"
-    return "network" if url.startswith("socket://") else "serial"
-
-
 def status(led: Ledger, cfg: Config) -> dict[str, Any]:
-    seq, h = led.head()
-    outbox = led.outbox_counts()
-    s = cfg.settings
+    st = led.status()
+    printer = cfg.settings.printer
     return {
-        "device_id": led.device_id,
-        "kiosk_code": led.kiosk_code,
-        "ledger": {"count": led.count(), "head_seq": seq, "head_hash": h},
-        "outbox": outbox,
-        "queue_depth": outbox["pending"] + outbox["sent"],
-        "rejected": outbox["rejected"],
-        "last_sync_at": led.meta("last_sync_at"),
-        "tokens_remaining": (left := led.tokens_remaining()),
-        "tokens_days_left": round(left / rate, 1) if (rate := led.issue_rate_per_day()) else None,
-        "printer": {
-            "kind": printer_kind(s.printer.url),
-            "state": "unknown" if s.printer.url != "none" else "off",
-        },
-        "fingerprint": {"kind": s.fingerprint.kind},
+        "device_id": st.device_id,
+        "kiosk_code": st.kiosk_code,
+        "ledger": {"count": st.count, "head_seq": st.head_seq, "head_hash": st.head_hash},
+        "outbox": st.outbox,
+        "queue_depth": st.queue_depth,
+        "rejected": st.outbox["rejected"],
+        "last_sync_at": st.last_sync_at,
+        "tokens_remaining": st.tokens_remaining,
+        "tokens_days_left": st.tokens_days_left,
+        "printer": {"kind": printer.kind, "state": "unknown" if printer.enabled else "off"},
+        "fingerprint": {"kind": cfg.settings.fingerprint.kind},
     }
 
 
 def recent(
     led: Ledger, limit: int, *, pending: bool = False, rejected: bool = False, q: str | None = None
-) -> list[dict[str, Any]]:
-    """Views, newest first."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if pending:
-        clauses.append("o.state IN ('pending', 'sent')")
-    if rejected:
-        clauses.append("o.state = 'rejected'")
+) -> list[TxnView]:
+    """Views, newest first. ``q``: a token, txn id or service code (prefix)."""
     q = (q or "").strip()
-    if q:
-        q = check_ref(q)
-        clauses.append("(r.token = ? OR o.final_token = ? OR r.txn_id = ? OR r.service LIKE ? ESCAPE '\\')")
-        like = q.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [q, q, q, like]
-    if not clauses:
-        clauses.append("r.seq > ?")
-        params.append(led.head()[0] - limit)
-    # Ledger._rows is the one query that joins outbox and print state; the ledger has no
-    # public filtered form of it yet.
-    rows = led._rows("WHERE " + " AND ".join(clauses), tuple(params))
-    return [transactions.view(r) for r in reversed(rows[-limit:])]
+    rows = led.recent(limit, pending=pending, rejected=rejected, search=check_ref(q) if q else None)
+    return [transactions.view(r) for r in rows]

@@ -43,7 +43,7 @@ def backup_cmd(state: State, dest: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def restore_cmd(state: State, source: str, key_file: str | None, yes: bool, as_json: bool) -> None:
-    """Replace the ledger with a verified backup (keeps the old one beside it)."""
+    """Put a verified backup in place of the ledger (keeps the old one beside it)."""
     from agent.errors import InvalidInput
     from agent.restore import apply_restore, plan_restore
 

@@ -60,19 +60,17 @@ def status_doc(state: State) -> dict[str, Any]:
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
-        seq, h = ledger.head()
-        remaining = ledger.tokens_remaining()
-        rate = ledger.issue_rate_per_day()
-        return {
-            "device_id": ledger.device_id,
-            "kiosk_code": ledger.kiosk_code,
-            "lsp_id": ledger.meta("lsp_id"),
-            "data_dir": str(state.cfg.data_dir),
-            "ledger": {"count": ledger.count(), "head_seq": seq, "head_hash": h},
-            "outbox": ledger.outbox_counts(),
-            "tokens": {"remaining": remaining, "days_left": round(remaining / rate, 1) if rate else None},
-            "last_sync_at": ledger.meta("last_sync_at"),
-        }
+        st = ledger.status()
+    return {
+        "device_id": st.device_id,
+        "kiosk_code": st.kiosk_code,
+        "lsp_id": st.lsp_id,
+        "data_dir": str(state.cfg.data_dir),
+        "ledger": {"count": st.count, "head_seq": st.head_seq, "head_hash": st.head_hash},
+        "outbox": st.outbox,
+        "tokens": {"remaining": st.tokens_remaining, "days_left": st.tokens_days_left},
+        "last_sync_at": st.last_sync_at,
+    }
 
 
 @click.command("status")

@@ -30,7 +30,9 @@ def txn() -> None:
 @click.option("--mobile", default=None, help="Citizen's 10-digit mobile (stored encrypted, shown masked).")
 @click.option("--aadhaar", default=None, help="Citizen's Aadhaar (sealed to the server; needs enrollment).")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="A service field; repeat.")
-@click.option("--operator", default=None, help="Operator serving (default from config).")
+@click.option(
+    "--operator", default=None, help="Operator serving (default: the one logged in, else from config)."
+)
 @json_option
 @pass_state
 def txn_new(
@@ -44,31 +46,21 @@ def txn_new(
     as_json: bool,
 ) -> None:
     """Record a transaction and issue its token; the receipt prints after the commit."""
-    from agent import operators, printing, transactions
+    from agent import sales, syncing, transactions
     from agent.ledger import open_ledger
 
     cfg = state.cfg
-    given = transactions.parse_field_options(fields)
+    req = transactions.NewTxn(
+        service,
+        amount,
+        operator,
+        mobile=mobile,
+        aadhaar=aadhaar,
+        fields=transactions.parse_field_options(fields),
+    )
     with open_ledger(cfg) as ledger:
-        req = transactions.NewTxn(
-            service=service,
-            amount=amount,
-            operator=operator or operators.current(cfg, ledger),
-            mobile=mobile,
-            aadhaar=aadhaar,
-            fields=given,
-        )
-
-        def online() -> bool:  # asked only for online-only services: offline work never waits on it
-            from agent import syncing
-
-            url = syncing.server_url(cfg, ledger)
-            return bool(url and ledger.kiosk_code and syncing.make_client(cfg, ledger, url).healthy())
-
-        with_printer = printing.enabled(cfg)
-        v = transactions.create(ledger, req, online=online, queue_print=with_printer)
-        if with_printer:  # committed already: a printer problem leaves the job pending, exit stays 0
-            v["print_state"], v["print_error"] = printing.first_print(cfg, ledger, v["seq"])
+        # asked only for online-only services: offline work never waits on the network
+        v = sales.new_sale(cfg, ledger, req, online=lambda: syncing.link_up(cfg, ledger))
     emit(v, as_json, lambda d: f"token {d['token']}  (seq {d['seq']})\n{_line(d)}")
 
 
@@ -104,15 +96,16 @@ def txn_show(state: State, token: str, as_json: bool) -> None:
 @txn.command("void")
 @click.argument("token")
 @click.option("--reason", required=True, help="Why (shown to the LSP in reconciliation).")
-@click.option("--operator", default=None, help="Operator voiding (default from config).")
+@click.option(
+    "--operator", default=None, help="Operator voiding (default: the one logged in, else from config)."
+)
 @json_option
 @pass_state
 def txn_void(state: State, token: str, reason: str, operator: str | None, as_json: bool) -> None:
     """Append a void record for a sale; the sale itself is never changed."""
+    from agent import sales
     from agent.ledger import open_ledger
-    from agent.transactions import view
 
     with open_ledger(state.cfg) as ledger:
-        rec = ledger.void(token, reason, operator or state.cfg.settings.agent.operator)
-        v = view(ledger.find(rec["txn_id"]))
+        v = sales.void_sale(state.cfg, ledger, token, reason, operator)
     emit(v, as_json, lambda d: f"voided token {d['token']} (void seq {d['seq']})")

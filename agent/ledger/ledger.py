@@ -9,22 +9,72 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import ids
 from agent.errors import InvalidInput, NotFound, NotInitialised
-from agent.ledger import identity, migrations, tokens
+from agent.ledger import db, identity, migrations, print_jobs, readmodel, tokens
 from agent.ledger.db import Connection, connect
+from agent.ledger.operators import Operators
+from agent.ledger.print_jobs import PrintJobs
+from agent.ledger.readmodel import LedgerStatus, OutboxCounts, TxnRow
 from sync.wire import canonical
 from sync.wire import tokens as wire_tokens
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
+
+#: Every key the meta table holds (a typo is a type error, not a silent None).
+MetaKey = Literal[
+    "device_id",
+    "device_key",
+    "created_at",
+    "kiosk_code",
+    "lsp_id",
+    "server_url",
+    "server_sign_pub",
+    "server_seal_pub",
+    "enrolled_at",
+    "catalog_version",
+    "catalog_json",
+    "last_sync_at",
+    "operator_current",
+]
+
+
+class Draft(TypedDict):
+    """A validated transaction before the ledger seals it (seq, txn_id, token, hashes are added)."""
+
+    kind: Literal["sale", "void"]
+    operator: str
+    service: str
+    amount_paise: int
+    fee_paise: int
+    fields: dict[str, str]
+    catalog_version: int
+    mobile: NotRequired[str]
+    aadhaar_last4: NotRequired[str]
+    aadhaar_sealed: NotRequired[str]
+    voids_seq: NotRequired[int]
+    reason: NotRequired[str]
+
+
+class Record(Draft):
+    """A committed record: the signed fields plus its hash and signature."""
+
+    seq: int
+    txn_id: str
+    created_at: int
+    prev_hash: str
+    hash: str
+    sig: str
+    token: NotRequired[str]
+
 
 # Columns of `records` that form the signed record, in table order.
 RECORD_COLUMNS = (
@@ -70,7 +120,6 @@ class Ledger:
         self.conn = conn
         self.path = path
         self.now = now
-        self._meta_cache: dict[str, str] = {}
         self.device_id = self.meta("device_id") or ""
         stored = self.meta("device_key")
         if not self.device_id or not stored:
@@ -99,11 +148,11 @@ class Ledger:
         self.close()
 
     # -- meta -------------------------------------------------------------
-    def meta(self, key: str) -> str | None:
+    def meta(self, key: MetaKey) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def set_meta(self, values: dict[str, str]) -> None:
+    def set_meta(self, values: Mapping[MetaKey, str]) -> None:
         with self.write() as conn:
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -144,7 +193,7 @@ class Ledger:
             return 0, canonical.genesis_hash(self.device_id)
         return int(row[0]), str(row[1])
 
-    def append(self, draft: dict[str, Any], *, queue_print: bool = False) -> dict[str, Any]:
+    def append(self, draft: Draft, *, queue_print: bool = False) -> Record:
         """Seal a validated draft into the next record and commit it.
 
         ``draft`` holds kind, operator, service, amounts, fields and the
@@ -155,7 +204,7 @@ class Ledger:
             seq, prev_hash = self.head(conn)
             seq += 1
             now = self.now()
-            rec = {k: v for k, v in draft.items() if v is not None}
+            rec: dict[str, Any] = {k: v for k, v in draft.items() if v is not None}
             rec.update(seq=seq, txn_id=ids.uuid7(now), created_at=now, prev_hash=prev_hash)
             if rec["kind"] == "sale":
                 rec["token"] = tokens.take_token(conn) or wire_tokens.provisional_token(
@@ -168,10 +217,7 @@ class Ledger:
             conn.execute(_INSERT, (*values, h, sig))
             conn.execute("INSERT INTO outbox (seq, state, updated_at) VALUES (?, 'pending', ?)", (seq, now))
             if queue_print:
-                conn.execute(
-                    "INSERT INTO print_jobs (seq, state, created_at, updated_at) VALUES (?, 'pending', ?, ?)",
-                    (seq, now, now),
-                )
+                print_jobs.queue(conn, seq, now)
         log.info(
             "committed seq=%d kind=%s service=%s token=%s",
             seq,
@@ -179,86 +225,73 @@ class Ledger:
             rec["service"],
             rec.get("token", "-"),
         )
-        return dict(rec, hash=h, sig=sig)
+        return cast(Record, dict(rec, hash=h, sig=sig))
+
+    # -- repositories -------------------------------------------------------
+    @cached_property
+    def print_jobs(self) -> PrintJobs:
+        return PrintJobs(self)
+
+    @cached_property
+    def operators(self) -> Operators:
+        return Operators(self)
 
     # -- reading ----------------------------------------------------------
-    def _rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        cur = self.conn.execute(
-            "SELECT r.*, o.state AS sync_state, o.last_error AS sync_error, o.final_token AS final_token, "
-            "(SELECT p.state FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) "
-            "AS print_state, "
-            "(SELECT p.last_error FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) "
-            "AS print_error, "
-            "(SELECT v.seq FROM records v WHERE v.kind = 'void' AND v.voids_seq = r.seq) AS voided_by, "
-            "(SELECT t.token FROM records t WHERE t.seq = r.voids_seq) AS voids_token "
-            f"FROM records r LEFT JOIN outbox o ON o.seq = r.seq {where} ORDER BY r.seq",
-            params,
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def rows(self, *, pending_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
-        where = "WHERE o.state IN ('pending', 'sent')" if pending_only else ""
-        rows = self._rows(where)
+    def rows(self, *, pending_only: bool = False, limit: int | None = None) -> list[TxnRow]:
+        rows = readmodel.all_rows(self.conn, pending_only=pending_only)
         return rows[-limit:] if limit else rows
 
-    def find(self, ref: str) -> dict[str, Any]:
+    def find(self, ref: str) -> TxnRow:
         """A row by token (leased, provisional or final), txn_id or seq."""
         ref = ref.strip()
-        # One indexed lookup per kind of reference (records_token, outbox_final_token,
-        # the txn_id unique index): an OR across the join would scan every record.
-        rows = self._rows(
-            "WHERE r.seq IN (SELECT seq FROM records WHERE kind = 'sale' AND token = ? "
-            "UNION ALL SELECT seq FROM outbox WHERE final_token = ? "
-            "UNION ALL SELECT seq FROM records WHERE txn_id = ?)",
-            (ref, ref, ref),
-        )
-        if not rows and ref.isdigit() and len(ref) < 10:
-            rows = self._rows("WHERE r.seq = ?", (int(ref),))
+        rows = readmodel.by_ref(self.conn, ref)
         if not rows:
             raise NotFound(f"no transaction with token or id '{ref[:40]}' in this kiosk's ledger")
         return rows[0]
 
-    def by_seq(self, seq: int) -> dict[str, Any]:
-        rows = self._rows("WHERE r.seq = ?", (seq,))
+    def by_seq(self, seq: int) -> TxnRow:
+        rows = readmodel.by_seq(self.conn, seq)
         if not rows:
             raise NotFound(f"no record with seq {seq}")
         return rows[0]
+
+    def recent(
+        self, limit: int, *, pending: bool = False, rejected: bool = False, search: str | None = None
+    ) -> list[TxnRow]:
+        """The newest rows first (at most ``limit``), filtered; ``search`` is a checked reference."""
+        return readmodel.recent(
+            self.conn, self.head()[0], limit, pending=pending, rejected=rejected, search=search
+        )
+
+    def record_hash(self, seq: int) -> str | None:
+        row = self.conn.execute("SELECT hash FROM records WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row[0])
 
     def count(self) -> int:
         """Seqs run 1..n without gaps (verify checks it), so the head is the count."""
         return self.head()[0]
 
-    def outbox_counts(self) -> dict[str, int]:
-        """From the small partial indexes only, so `status` stays fast on a long ledger:
-        every record has one outbox row, and 'acked' is all the rest."""
-        counts = {"pending": 0, "sent": 0, "acked": 0, "rejected": 0}
-        for state, n in self.conn.execute(
-            "SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sent') GROUP BY state"
-        ):
-            counts[state] = n
-        counts["rejected"] = self.conn.execute(
-            "SELECT count(*) FROM outbox WHERE state = 'rejected'"
-        ).fetchone()[0]
-        counts["acked"] = self.head()[0] - counts["pending"] - counts["sent"] - counts["rejected"]
-        return counts
+    def outbox_counts(self) -> OutboxCounts:
+        return readmodel.outbox_counts(self.conn, self.head()[0])
 
     def issue_rate_per_day(self) -> float:
-        now = self.now()
-        since = now - 7 * DAY_MS
-        # Bounded: only the newest 20,000 records are looked at (no kiosk sells that many in a week),
-        # so `status` stays fast however long the ledger grows.
-        row = self.conn.execute(
-            "SELECT count(*), MIN(created_at) FROM (SELECT kind, created_at FROM records "
-            "ORDER BY seq DESC LIMIT 20000) WHERE kind = 'sale' AND created_at >= ?",
-            (since,),
-        ).fetchone()
-        n, first = int(row[0]), row[1]
-        if not n:
-            return 0.0
-        days = max((now - int(first)) / DAY_MS, 1.0)
-        return n / days
+        return readmodel.issue_rate_per_day(self.conn, self.now())
 
+    def status(self) -> LedgerStatus:
+        seq, h = self.head()
+        return LedgerStatus(
+            device_id=self.device_id,
+            kiosk_code=self.kiosk_code,
+            lsp_id=self.meta("lsp_id"),
+            head_seq=seq,
+            head_hash=h,
+            outbox=readmodel.outbox_counts(self.conn, seq),
+            tokens_remaining=self.tokens_remaining(),
+            issue_rate_per_day=self.issue_rate_per_day(),
+            last_sync_at=self.meta("last_sync_at"),
+        )
+
+    # -- leases -------------------------------------------------------------
     def tokens_remaining(self) -> int:
         return tokens.remaining(self.conn)
 
@@ -268,29 +301,16 @@ class Ledger:
         with self.write() as conn:
             return tokens.add_lease(conn, lease_id, start, end, sig, source, self.now())
 
-    def void(self, ref: str, reason: str, operator: str) -> dict[str, Any]:
-        reason = reason.strip()
-        if not reason or len(reason) > 200:
-            raise InvalidInput("give a reason for the void (1-200 characters)")
-        target = self.find(ref)
-        if target["kind"] != "sale":
-            raise InvalidInput("only a sale can be voided")
-        if target["voided_by"] is not None:
-            raise InvalidInput(f"token {target['token']} is already voided (seq {target['voided_by']})")
-        draft = {
-            "kind": "void",
-            "operator": operator,
-            "service": target["service"],
-            "amount_paise": target["amount_paise"],
-            "fee_paise": target["fee_paise"],
-            "fields": {},
-            "voids_seq": target["seq"],
-            "reason": reason,
-            "catalog_version": target["catalog_version"],
-        }
-        try:
-            return self.append(draft)
-        except Exception as exc:  # the unique index on voids_seq: a void raced us
-            if "UNIQUE" in str(exc):
-                raise InvalidInput(f"token {target['token']} is already voided") from None
-            raise
+    def retire_dev_leases(self) -> None:
+        """Development blocks are never valid at a real server: spent at enrollment."""
+        with self.write() as conn:
+            tokens.retire_dev_leases(conn)
+
+    # -- maintenance --------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Fold the WAL into the file (the scheduler's job; readers are not blocked)."""
+        db.checkpoint(self.conn, "PASSIVE")
+
+    def backup_into(self, dest: Path, hex_key: str) -> None:
+        """An encrypted copy of the whole ledger in ``dest`` (see agent.backup for the checks)."""
+        db.copy_to(self.conn, dest, hex_key)

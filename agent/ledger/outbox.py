@@ -26,7 +26,8 @@ class LedgerOutbox:
         return self.ledger.head()
 
     def counts(self) -> dict[str, int]:
-        return self.ledger.outbox_counts()
+        c = self.ledger.outbox_counts()
+        return {"pending": c["pending"], "sent": c["sent"], "acked": c["acked"], "rejected": c["rejected"]}
 
     def tokens_remaining(self) -> int:
         return self.ledger.tokens_remaining()

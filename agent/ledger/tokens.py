@@ -40,3 +40,8 @@ def add_lease(
         (lease_id, start, end, start, sig, source, now_ms),
     )
     return bool(cur.rowcount)
+
+
+def retire_dev_leases(conn: Connection) -> None:
+    """Spend every development block (inside the caller's write transaction)."""
+    conn.execute("UPDATE leases SET next_serial = end_serial WHERE source = 'dev'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hardware.printer.base import Printer, PrinterStatus
 from hardware.printer.null import NullPrinter
+from hardware.printer.recording import RecordingPrinter
 from hardware.printer.serialport import SerialPrinter
 
 
@@ -22,4 +23,4 @@ def open_printer(
     return SerialPrinter(url, width_dots=width_dots, usb_id=usb_id, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["NullPrinter", "Printer", "PrinterStatus", "SerialPrinter", "open_printer"]
+__all__ = ["NullPrinter", "Printer", "PrinterStatus", "RecordingPrinter", "SerialPrinter", "open_printer"]

@@ -77,3 +77,29 @@ def test_repo_agent_toml_lists_every_setting_and_is_valid() -> None:
             assert key in raw[section], f"agent.toml lacks [{section}] {key}"
             assert raw[section][key] == getattr(getattr(cfg.settings, section), key), f"[{section}] {key}"
     assert cfg.settings == config.Settings()  # the file shows the defaults
+
+
+@pytest.mark.parametrize(
+    ("printer", "kind"),
+    [
+        ("", "none"),
+        ('url = "none"', "none"),
+        ('url = ""', "none"),
+        ('url = "  NONE "', "none"),
+        ('url = "socket://192.168.1.50:9100"', "network"),
+        ('url = "/dev/ttyUSB0"', "serial"),
+        ('url = "COM3"', "serial"),
+        ('url = ""\nusb_vid_pid = "0483:5743"', "usb"),
+        ('url = "/dev/ttyUSB0"\nusb_vid_pid = "0483:5743"', "usb"),
+    ],
+)
+def test_one_printer_rule(kiosk: Kiosk, printer: str, kind: str) -> None:
+    """Whether printing is on, and on what, is decided once, on the validated config."""
+    from hardware import open_printer
+    from hardware.printer import NullPrinter
+
+    kiosk.config_path.write_text(f'[agent]\ndata_dir = "data"\n[printer]\n{printer}\n')
+    p = kiosk.cfg.settings.printer
+    assert p.kind == kind and p.enabled is (kind != "none")
+    # hardware agrees: what the config calls off is the printer that prints nothing
+    assert isinstance(open_printer(p.url, usb_id=p.usb_vid_pid or None), NullPrinter) is (not p.enabled)

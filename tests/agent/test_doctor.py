@@ -194,3 +194,26 @@ def test_missing_raqm(kiosk: Kiosk, tmp_path: Path) -> None:
     write_config(kiosk.root, '[printer]\nurl = "loop://"\nlang = "hi"\n')
     assert _run(kiosk, no_raqm)["raqm"].status == "FAIL"
     assert _run(kiosk)["raqm"].status == "OK"  # this machine's Pillow has raqm
+
+
+def test_printer_status_comes_from_hardware(kiosk: Kiosk) -> None:
+    from hardware import RecordingPrinter
+
+    write_config(kiosk.root, '[printer]\nurl = "/dev/ttyUSB7"\n')
+    printer = RecordingPrinter()
+    probes = doctor.Probes(open_printer=lambda cfg: printer)
+    for mode, status, word in (
+        ("paper_out", "FAIL", "paper"),
+        ("offline", "FAIL", "cover"),
+        ("paper_low", "WARN", "paper"),
+        ("unplugged", "FAIL", "cable"),
+    ):
+        printer.fail(mode)  # type: ignore[arg-type]
+        check = _run(kiosk, probes)["printer"]
+        assert check.status == status and word in check.fix, (mode, check)
+    printer.recover()
+    check = _run(kiosk, probes)["printer"]
+    assert check.status == "OK" and "serial printer /dev/ttyUSB7 is ready" in check.detail
+    assert not printer.is_open  # the doctor closes what it opened
+    write_config(kiosk.root, '[printer]\nurl = ""\n')
+    assert "disabled" in _run(kiosk, probes)["printer"].detail

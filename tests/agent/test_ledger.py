@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import sqlcipher3
 
-from agent import transactions
+from agent import sales, transactions
 from agent.errors import InvalidInput, WrongKey
 from agent.ledger import Ledger, init_ledger, migrations, open_ledger, verify
 from agent.ledger.db import connect
@@ -182,15 +182,15 @@ def test_records_refuse_update_and_delete(ledger: Ledger) -> None:
 
 def test_void_is_a_new_record(ledger: Ledger) -> None:
     sale = _sale(ledger, "200")
-    void = ledger.void(sale["token"], "wrong bill", "op2")
+    void = sales.void(ledger, sale["token"], "wrong bill", "op2")
     assert void["kind"] == "void" and void["voids_seq"] == sale["seq"] and void["seq"] == 2
     assert "token" not in void
     shown = transactions.view(ledger.find(sale["token"]))
     assert shown["voided_by"] == 2 and shown["amount_paise"] == 20000
     with pytest.raises(InvalidInput, match="already voided"):
-        ledger.void(sale["token"], "again", "op2")
+        sales.void(ledger, sale["token"], "again", "op2")
     with pytest.raises(InvalidInput, match="reason"):
-        ledger.void(sale["token"], "  ", "op2")
+        sales.void(ledger, sale["token"], "  ", "op2")
     assert verify(ledger).ok and ledger.count() == 2
 
 

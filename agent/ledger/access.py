@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
-from agent.ledger import Ledger
+from agent.ledger.ledger import Ledger
+
+#: What the flows are given: call it, and hold what it yields only for ledger calls.
+LedgerProvider = Callable[[], AbstractContextManager[Ledger]]
 
 
 class LedgerAccess:
@@ -25,3 +28,8 @@ class LedgerAccess:
     def __call__(self) -> Iterator[Ledger]:
         with self.lock:
             yield self.ledger
+
+
+def as_provider(ledger: Ledger | LedgerProvider) -> LedgerProvider:
+    """A bare Ledger (the CLI, one thread) gets a private lock; a provider is used as it is."""
+    return LedgerAccess(ledger) if isinstance(ledger, Ledger) else ledger

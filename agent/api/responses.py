@@ -1,0 +1,48 @@
+"""The local API's error answers: ``{"error": code, "detail": text}``, never a plain-text 500,
+and never what was typed (a mistyped field may hold an Aadhaar number)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from agent import errors
+
+_STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
+    errors.InvalidInput: (422, "invalid_input"),
+    errors.NeedsConnection: (409, "needs_connection"),
+    errors.NotFound: (404, "not_found"),
+    errors.ServerUnreachable: (503, "server_unreachable"),
+    errors.LedgerCorrupt: (500, "ledger_corrupt"),
+}
+
+
+def error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def agent_error_response(exc: errors.AgentError) -> JSONResponse:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            status, code = _STATUS[cls]
+            return error(status, code, exc.message)
+    return error(503, "not_ready", exc.message)
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return error(422, "invalid_input", f"{where}: {first.get('msg', 'invalid')}")  # never the input
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn our errors and bad bodies into JSON answers."""
+
+    @app.exception_handler(errors.AgentError)
+    async def _agent_error(request: Request, exc: errors.AgentError) -> JSONResponse:
+        return agent_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)

@@ -1,0 +1,104 @@
+"""New, list, show, void and reprint: each parses, makes one call, formats."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent import errors, sales, transactions
+from agent.api import queries
+from agent.api.responses import error
+from agent.api.state import Kiosk
+from hardware.errors import HardwareError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/transactions", tags=["transactions"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewTransaction(_Body):
+    service: str = Field(min_length=1, max_length=40)
+    amount: str = Field(min_length=1, max_length=20, description="Rupees as a string: 150 or 150.50")
+    mobile: str | None = Field(default=None, max_length=20)
+    aadhaar: str | None = Field(default=None, max_length=20)
+    fields: dict[str, str] = Field(default_factory=dict)
+    operator: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class VoidRequest(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+    operator: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+@router.post("", status_code=201)
+def new_transaction(body: NewTransaction, kiosk: Kiosk) -> dict[str, Any]:
+    req = transactions.NewTxn(
+        service=body.service,
+        amount=body.amount,
+        operator=body.operator,  # None: the one logged in by finger
+        mobile=body.mobile or None,
+        aadhaar=body.aadhaar or None,
+        fields=body.fields,
+    )
+    then = sales.AfterCommit(printer=kiosk.printer, nudge=kiosk.on_commit)
+    return dict(sales.new_sale(kiosk.cfg, kiosk.access, req, online=kiosk.online, then=then))
+
+
+@router.get("")
+def list_transactions(
+    kiosk: Kiosk,
+    limit: int = Query(50, ge=1, le=500),
+    pending: bool = False,
+    rejected: bool = False,
+    q: str | None = Query(None, max_length=64),
+) -> dict[str, Any]:
+    """Newest first. ``q``: a token, txn id or service code (prefix)."""
+    with kiosk.access() as led:
+        items = queries.recent(led, limit, pending=pending, rejected=rejected, q=q)
+    return {"items": items}
+
+
+@router.get("/{token}")
+def show_transaction(token: str, kiosk: Kiosk) -> dict[str, Any]:
+    ref = queries.check_ref(token)
+    try:
+        with kiosk.access() as led:
+            return dict(transactions.view(led.find(ref)), source="local")
+    except errors.NotFound:
+        if kiosk.remote_lookup is None:
+            raise
+    found = kiosk.remote_lookup(ref)
+    if found is None:
+        raise errors.NotFound(f"no transaction with token '{ref}' here or at the server")
+    return dict(found, source="server")
+
+
+@router.post("/{token}/void")
+def void_transaction(token: str, body: VoidRequest, kiosk: Kiosk) -> dict[str, Any]:
+    ref = queries.check_ref(token)
+    return dict(sales.void_sale(kiosk.cfg, kiosk.access, ref, body.reason, body.operator))
+
+
+@router.post("/{token}/reprint", status_code=202)
+def reprint_transaction(token: str, kiosk: Kiosk) -> Any:
+    ref = queries.check_ref(token)
+    if kiosk.reprint is None:
+        return error(501, "printing_not_configured", "no printer is configured on this kiosk")
+    with kiosk.access() as led:
+        view = transactions.view(led.find(ref))
+    try:
+        result = kiosk.reprint(str(view["token"]))
+    except errors.AgentError:
+        raise
+    except HardwareError as exc:  # its messages are written for the operator and carry no PII
+        return error(503 if exc.transient else 422, "print_failed", str(exc)[:300])
+    except Exception as exc:  # anything else: say what kind, never the data
+        log.exception("reprint failed")
+        return error(503, "print_failed", f"printing failed ({exc.__class__.__name__}); try again")
+    return {"token": view["token"], "seq": view["seq"], "result": result}
