@@ -12,7 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    "package", ["agent", "sync", "sync.wire", "hardware", "server_stub", "agent.ledger", "agent.api"]
+    "package",
+    [
+        "agent",
+        "sync",
+        "sync.wire",
+        "hardware",
+        "server_stub",
+        "server_stub.ingest",
+        "server_stub.routes",
+        "agent.ledger",
+        "agent.api",
+    ],
 )
 def test_every_public_name_resolves(package: str) -> None:
     mod = importlib.import_module(package)
