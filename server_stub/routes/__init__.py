@@ -9,4 +9,4 @@ from server_stub.routes.deps import AppState
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, device.router, lsp.router)
 
-__all__ = ["ROUTERS", "AppState"]
+__all__ = ["ROUTERS", "AppState", "handlers"]
