@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from server_stub.admin import sha256_hex
-from server_stub.db import devices, kiosks, lsps, nonces
+from server_stub.db import devices, is_postgres, kiosks, lsps, nonces
 from server_stub.errors import Forbidden, RateLimited, Unauthorized
 from sync.wire.canonical import load_public_key_b64
 from sync.wire.signing import SignatureError, parse_signed_headers, verify_request
@@ -22,10 +23,35 @@ _NONCE_SWEEP_EVERY = 256
 
 @dataclass(frozen=True)
 class Device:
+    """The device a signed request came from, as read once when it was authenticated.
+
+    For a batch the row is read inside the batch's transaction, locked, so ``head_seq`` and
+    ``head_hash`` are what ingest builds on; ``revoked_at`` is always None for a device that
+    passed authentication.
+    """
+
     device_id: str
     kiosk_code: str
     lsp_id: str
-    flagged: bool
+    public_key: Ed25519PublicKey
+    head_seq: int
+    head_hash: str
+    flagged_at: int | None
+    revoked_at: int | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.flagged_at is not None
+
+
+@dataclass(frozen=True)
+class SignedCall:
+    """What the signature covers: the headers, the request line and the SHA-256 of the body as sent."""
+
+    headers: Mapping[str, str]
+    method: str
+    path: str
+    digest_hex: str
 
 
 class RateLimiter:
@@ -52,61 +78,71 @@ class RateLimiter:
                 self._buckets.clear()
 
 
+def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device | None:
+    """The device row with its kiosk's LSP; ``lock`` holds the row (``FOR UPDATE`` on PostgreSQL,
+    the write lock the transaction already took on SQLite) until the transaction ends."""
+    query = (
+        sa.select(devices, kiosks.c.lsp_id)
+        .join(kiosks, kiosks.c.kiosk_code == devices.c.kiosk_code)
+        .where(devices.c.device_id == device_id)
+    )
+    if lock and is_postgres(conn):
+        query = query.with_for_update(of=devices)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return Device(
+        device_id=row.device_id,
+        kiosk_code=row.kiosk_code,
+        lsp_id=row.lsp_id,
+        public_key=load_public_key_b64(row.public_key),
+        head_seq=row.head_seq,
+        head_hash=row.head_hash,
+        flagged_at=row.flagged_at,
+        revoked_at=row.revoked_at,
+    )
+
+
 class DeviceAuthenticator:
-    def __init__(self, engine: Engine, max_skew_s: int, limiter: RateLimiter) -> None:
-        self.engine = engine
+    def __init__(self, max_skew_s: int, limiter: RateLimiter) -> None:
         self.max_skew_s = max_skew_s
         self.limiter = limiter
         self._count = 0
 
-    def authenticate(
-        self, headers: Mapping[str, str], method: str, path: str, digest_hex: str, now: float
-    ) -> Device:
-        """Verify a signed request; record its nonce. Raises Unauthorized or RateLimited."""
+    def authenticate(self, conn: Connection, call: SignedCall, now: float, *, lock: bool = False) -> Device:
+        """Verify a signed request and record its nonce, in ``conn``'s transaction (the caller
+        commits). Reads the device row once (``lock``: see :func:`read_device`).
+        Raises Unauthorized or RateLimited."""
         try:
-            signed = parse_signed_headers(headers)
+            signed = parse_signed_headers(call.headers)
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    devices.c.device_id,
-                    devices.c.kiosk_code,
-                    devices.c.public_key,
-                    devices.c.revoked_at,
-                    devices.c.flagged_at,
-                    kiosks.c.lsp_id,
-                )
-                .join(kiosks, kiosks.c.kiosk_code == devices.c.kiosk_code)
-                .where(devices.c.device_id == signed.device_id)
-            ).first()
-        if row is None:
+        device = read_device(conn, signed.device_id, lock=lock)
+        if device is None:
             raise Unauthorized("this device is not enrolled", code="unknown_device")
-        if row.revoked_at is not None:
+        if device.revoked_at is not None:
             raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
         try:
             verify_request(
-                load_public_key_b64(row.public_key), signed, method, path, digest_hex, now, self.max_skew_s
+                device.public_key, signed, call.method, call.path, call.digest_hex, now, self.max_skew_s
             )
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
         self.limiter.take(signed.device_id, now)
-        self._remember_nonce(signed.device_id, signed.nonce, now)
-        return Device(row.device_id, row.kiosk_code, row.lsp_id, row.flagged_at is not None)
+        self._remember_nonce(conn, signed.device_id, signed.nonce, now)
+        return device
 
-    def _remember_nonce(self, device_id: str, nonce: str, now: float) -> None:
+    def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
         expires = int(now) + 2 * self.max_skew_s + 1
         try:
-            with self.engine.begin() as conn:
-                conn.execute(nonces.insert().values(device_id=device_id, nonce=nonce, expires_at=expires))
+            conn.execute(nonces.insert().values(device_id=device_id, nonce=nonce, expires_at=expires))
         except IntegrityError:
             raise Unauthorized(
                 "this request was already received (replayed nonce)", code="replayed_nonce"
             ) from None
         self._count += 1
         if self._count % _NONCE_SWEEP_EVERY == 0:
-            with self.engine.begin() as conn:
-                conn.execute(nonces.delete().where(nonces.c.expires_at < int(now)))
+            conn.execute(nonces.delete().where(nonces.c.expires_at < int(now)))
 
 
 def authenticate_lsp(conn: Connection, authorization: str | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +43,9 @@ ROW_FIELDS = (
     "days_without_heartbeat",
 )
 
+Counts = dict[str, int]  # ROW_FIELDS -> value, for one kiosk
+Rules = dict[int, dict[str, dict[str, Any]]]  # version -> service -> commission rule
+
 
 def parse_day(text: str) -> date:
     try:
@@ -60,9 +64,7 @@ def day_of(ms: int, tz: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).date().isoformat()
 
 
-def _commission(
-    rules: dict[int, dict[str, dict[str, Any]]], version: int | None, service: str, amount: int, fee: int
-) -> int:
+def _commission(rules: Rules, version: int | None, service: str, amount: int, fee: int) -> int:
     if not rules:
         return 0
     by_service = rules.get(version) if version is not None else None
@@ -72,23 +74,33 @@ def _commission(
     return 0 if rule is None else commission_paise(rule, amount, fee)
 
 
-def build(
-    conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int, kiosk_code: str | None = None
-) -> Reconciliation:
-    start, end = day_window_ms(day, tz)
-    sla_ms = sla_hours * 3600 * 1000
+@dataclass(frozen=True)
+class _Window:
+    """The kiosks of the report and the day, as [start, end) in ms since the epoch."""
+
+    codes: list[str]
+    start: int
+    end: int
+
+
+def _kiosks(conn: Connection, lsp_id: str, kiosk_code: str | None) -> list[tuple[str, str]]:
+    """(K-code, name) of the LSP's kiosks, or of the one asked for."""
     kq = sa.select(kiosks.c.kiosk_code, kiosks.c.name).where(kiosks.c.lsp_id == lsp_id)
     if kiosk_code:
         kq = kq.where(kiosks.c.kiosk_code == kiosk_code)
-    kiosk_rows = conn.execute(kq.order_by(kiosks.c.kiosk_code)).all()
+    kiosk_rows = [(k.kiosk_code, k.name) for k in conn.execute(kq.order_by(kiosks.c.kiosk_code))]
     if kiosk_code and not kiosk_rows:
         raise NotFound(f"no kiosk {kiosk_code!r} in LSP {lsp_id}", code="unknown_kiosk")
-    codes = [k.kiosk_code for k in kiosk_rows]
-    rows: dict[str, dict[str, int]] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in codes}
-    rules = catalog.commission_rules(conn)
+    return kiosk_rows
 
-    in_day = (records.c.kiosk_code.in_(codes), records.c.created_at >= start, records.c.created_at < end)
-    for r in conn.execute(sa.select(records).where(*in_day)):
+
+def _records_of_day(w: _Window) -> tuple[sa.ColumnElement[bool], ...]:
+    return (records.c.kiosk_code.in_(w.codes), records.c.created_at >= w.start, records.c.created_at < w.end)
+
+
+def _add_records(conn: Connection, rows: dict[str, Counts], w: _Window, rules: Rules, sla_ms: int) -> None:
+    """Sales (count, money, commission) and late syncs of the day."""
+    for r in conn.execute(sa.select(records).where(*_records_of_day(w))):
         row = rows[r.kiosk_code]
         if r.received_at - r.created_at > sla_ms:
             row["late_syncs"] += 1
@@ -99,6 +111,10 @@ def build(
             row["commission_paise"] += _commission(
                 rules, r.catalog_version, r.service, r.amount_paise, r.fee_paise
             )
+
+
+def _add_voids(conn: Connection, rows: dict[str, Counts], w: _Window, rules: Rules) -> None:
+    """A void made that day reverses the voided sale's amount, fee and commission."""
     voided = records.alias("voided")
     void_q = (
         sa.select(
@@ -109,7 +125,7 @@ def build(
             voided.c.catalog_version,
         )
         .join(voided, sa.and_(voided.c.device_id == records.c.device_id, voided.c.seq == records.c.voids_seq))
-        .where(*in_day, records.c.kind == "void")
+        .where(*_records_of_day(w), records.c.kind == "void")
     )
     for v in conn.execute(void_q):
         row = rows[v.kiosk_code]
@@ -120,66 +136,85 @@ def build(
             rules, v.catalog_version, v.service, v.amount_paise, v.fee_paise
         )
 
+
+def _add_quarantine(conn: Connection, rows: dict[str, Counts], w: _Window) -> None:
+    """Forks, and records refused for a business rule."""
     for f in conn.execute(
         sa.select(quarantine.c.kiosk_code, quarantine.c.reason, sa.func.count())
         .where(
-            quarantine.c.kiosk_code.in_(codes),
-            quarantine.c.created_at >= start,
-            quarantine.c.created_at < end,
+            quarantine.c.kiosk_code.in_(w.codes),
+            quarantine.c.created_at >= w.start,
+            quarantine.c.created_at < w.end,
         )
         .group_by(quarantine.c.kiosk_code, quarantine.c.reason)
     ):
         rows[f[0]]["forks" if f[1] == "fork" else "rejected"] += int(f[2])
 
+
+def _add_gaps(conn: Connection, rows: dict[str, Counts], w: _Window) -> None:
+    """Seqs shown (signed) that the server still lacks."""
     held = sa.select(records.c.id).where(
         records.c.device_id == gap_reports.c.device_id, records.c.seq == gap_reports.c.seq
     )
     for g in conn.execute(
         sa.select(gap_reports.c.kiosk_code, sa.func.count())
         .where(
-            gap_reports.c.kiosk_code.in_(codes),
-            gap_reports.c.created_at >= start,
-            gap_reports.c.created_at < end,
+            gap_reports.c.kiosk_code.in_(w.codes),
+            gap_reports.c.created_at >= w.start,
+            gap_reports.c.created_at < w.end,
             ~sa.exists(held),
         )
         .group_by(gap_reports.c.kiosk_code)
     ):
         rows[g[0]]["gaps"] = int(g[1])
 
+
+def _add_heartbeats(conn: Connection, rows: dict[str, Counts], w: _Window, day: date) -> dict[str, bool]:
+    """Days without heartbeat of enrolled kiosks; returns which kiosks have a flagged device."""
     enrolled: dict[str, bool] = {}
     flagged: dict[str, bool] = {}
     for d in conn.execute(
         sa.select(devices.c.kiosk_code, devices.c.enrolled_at, devices.c.flagged_at).where(
-            devices.c.kiosk_code.in_(codes)
+            devices.c.kiosk_code.in_(w.codes)
         )
     ):
-        enrolled[d.kiosk_code] = enrolled.get(d.kiosk_code, False) or d.enrolled_at < end
+        enrolled[d.kiosk_code] = enrolled.get(d.kiosk_code, False) or d.enrolled_at < w.end
         flagged[d.kiosk_code] = flagged.get(d.kiosk_code, False) or d.flagged_at is not None
     beat = {
         b.kiosk_code
         for b in conn.execute(
             sa.select(heartbeat_days.c.kiosk_code).where(
-                heartbeat_days.c.kiosk_code.in_(codes), heartbeat_days.c.day == day.isoformat()
+                heartbeat_days.c.kiosk_code.in_(w.codes), heartbeat_days.c.day == day.isoformat()
             )
         )
     }
-    for code in codes:
+    for code in w.codes:
         rows[code]["days_without_heartbeat"] = int(enrolled.get(code, False) and code not in beat)
+    return flagged
 
-    totals = {f: sum(rows[c][f] for c in codes) for f in ROW_FIELDS}
+
+def build(
+    conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int, kiosk_code: str | None = None
+) -> Reconciliation:
+    start, end = day_window_ms(day, tz)
+    kiosk_rows = _kiosks(conn, lsp_id, kiosk_code)
+    w = _Window([code for code, _name in kiosk_rows], start, end)
+    rows: dict[str, Counts] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in w.codes}
+    rules = catalog.commission_rules(conn)
+    _add_records(conn, rows, w, rules, sla_hours * 3600 * 1000)
+    _add_voids(conn, rows, w, rules)
+    _add_quarantine(conn, rows, w)
+    _add_gaps(conn, rows, w)
+    flagged = _add_heartbeats(conn, rows, w, day)
+    totals = {f: sum(rows[c][f] for c in w.codes) for f in ROW_FIELDS}
     return Reconciliation(
         lsp_id=lsp_id,
         date=day.isoformat(),
         timezone=tz,
         sla_hours=sla_hours,
         kiosks=[
-            KioskRecon(
-                kiosk_code=k.kiosk_code,
-                name=k.name,
-                flagged=flagged.get(k.kiosk_code, False),
-                **rows[k.kiosk_code],
-            )
-            for k in kiosk_rows
+            KioskRecon(kiosk_code=code, name=name, flagged=flagged.get(code, False), **rows[code])
+            for code, name in kiosk_rows
         ],
         totals=ReconRow(**totals),
     )

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
         "sync.wire",
         "hardware",
         "server_stub",
+        "server_stub.ingest",
+        "server_stub.routes",
         "agent.ledger",
         "agent.api",
         "agent.api.routes",

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -75,14 +77,20 @@ def genesis_hash(device_id: str) -> str:
     return hashlib.sha256(("kiosk-genesis:" + device_id).encode("utf-8")).hexdigest()
 
 
-def record_hash(record: dict[str, Any]) -> str:
-    """Hex SHA-256 of the canonical record (which must include prev_hash)."""
+def encode_record(record: dict[str, Any]) -> tuple[bytes, str]:
+    """The canonical bytes of a record (which must include prev_hash) and their hex SHA-256."""
     unknown = set(record) - RECORD_KEYS
     if unknown:
         raise CanonicalError(f"unknown record keys: {sorted(unknown)}")
     if "prev_hash" not in record:
         raise CanonicalError("record has no prev_hash")
-    return hashlib.sha256(canonical_json(record)).hexdigest()
+    body = canonical_json(record)
+    return body, hashlib.sha256(body).hexdigest()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """Hex SHA-256 of the canonical record (which must include prev_hash)."""
+    return encode_record(record)[1]
 
 
 def sign_hash(private_key: Ed25519PrivateKey, hash_hex: str) -> str:
@@ -108,6 +116,47 @@ def load_public_key_b64(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
 
 
+# What a record with no canonical form passes on to the next: no signed record chains from it.
+BROKEN_LINK = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """One record of a chain, recomputed: its full form (with prev_hash), bytes, hash, signature check.
+
+    ``record`` is None (and ``error`` says why) when the record has no canonical form.
+    """
+
+    record: dict[str, Any] | None
+    body: bytes
+    hash: str
+    signed: bool
+    error: CanonicalError | None = None
+
+
+def chain_links(
+    records: Sequence[dict[str, Any]], sigs: Sequence[str], public_key: Ed25519PublicKey, prev_hash: str
+) -> list[ChainLink]:
+    """Recompute each record's hash from ``prev_hash`` on, and check its signature.
+
+    Each record is given *without* prev_hash (it is derived from the record before). A record
+    with no canonical form gets a link with ``record=None`` and the next one chains from
+    :data:`BROKEN_LINK`.
+    """
+    links = []
+    for rec, sig in zip(records, sigs, strict=True):
+        full = dict(rec, prev_hash=prev_hash)
+        try:
+            body, h = encode_record(full)
+        except CanonicalError as exc:
+            links.append(ChainLink(None, b"", "", False, exc))
+            prev_hash = BROKEN_LINK
+            continue
+        links.append(ChainLink(full, body, h, verify_hash(public_key, h, sig)))
+        prev_hash = h
+    return links
+
+
 def verify_chain(
     records: list[dict[str, Any]], sigs: list[str], public_key: Ed25519PublicKey, prev_hash: str
 ) -> list[str]:
@@ -117,11 +166,10 @@ def verify_chain(
     hashes; raises CanonicalError naming the first record whose signature fails.
     """
     hashes = []
-    for rec, sig in zip(records, sigs, strict=True):
-        full = dict(rec, prev_hash=prev_hash)
-        h = record_hash(full)
-        if not verify_hash(public_key, h, sig):
+    for rec, link in zip(records, chain_links(records, sigs, public_key, prev_hash), strict=True):
+        if link.error is not None:
+            raise link.error
+        if not link.signed:
             raise CanonicalError(f"seq {rec.get('seq')}: signature does not match")
-        hashes.append(h)
-        prev_hash = h
+        hashes.append(link.hash)
     return hashes

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -206,3 +209,44 @@ def test_leases_heartbeat_and_catalog(server: Harness) -> None:
     cat = fake.call("GET", "/v1/catalog?since=0").json()
     assert cat["version"] == 1 and any(s["code"] == "ELEC_BILL" for s in cat["catalog"]["services"])
     assert fake.call("GET", "/v1/catalog?since=1").json() == {"version": 1, "catalog": None}
+
+
+def _device_reads(statements: list[str]) -> list[str]:
+    return [s for s in statements if re.match(r"\s*SELECT\b", s, re.I) and re.search(r"\bdevices\b", s)]
+
+
+def test_a_batch_reads_the_device_row_once(server: Harness) -> None:
+    """The signed device is read (and locked) once, in the batch's transaction: its key, K-code,
+    LSP, flags and head all come from that read."""
+    fake = server.enrolled()
+    first = fake.make_records(20)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(server.engine, "before_cursor_execute", seen)
+    try:
+        assert statuses(fake.push(first).json()) == Counter({("accepted", None): 20})
+        accepted = list(statements)
+        statements.clear()
+        resend = fake.push(first).json()
+    finally:
+        sa.event.remove(server.engine, "before_cursor_execute", seen)
+    assert statuses(resend) == Counter({("duplicate", None): 20})
+    assert len(_device_reads(accepted)) == 1, _device_reads(accepted)
+    assert len(_device_reads(statements)) == 1, _device_reads(statements)
+
+
+def test_concurrent_resends_of_one_batch_store_it_once(server: Harness) -> None:
+    """Batches of one device queue on its row: each answer is from committed state."""
+    fake = server.enrolled()
+    recs = fake.make_records(30)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: fake.push(recs), range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    counts = sorted(statuses(a.json())[("accepted", None)] for a in answers)
+    assert counts == [0, 0, 0, 0, 0, 30]
+    assert all(a.json()["head"] == {"seq": 30, "hash": recs[-1]["hash"]} for a in answers)
+    with server.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 30

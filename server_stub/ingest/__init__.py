@@ -1,0 +1,7 @@
+"""Signed, chained batches from devices: load what the server holds, classify each record
+(chain checks, then the business rules of :mod:`server_stub.ingest.rules`), write."""
+
+from server_stub.ingest.batch import ingest_batch
+from server_stub.ingest.rules import RULES, Rule
+
+__all__ = ["RULES", "Rule", "ingest_batch"]

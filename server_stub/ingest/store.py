@@ -1,0 +1,135 @@
+"""Ingest's storage: what a batch needs, read in a few queries before any record is looked at,
+and what it decided, written at the end (all in the caller's transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from server_stub.auth import Device
+from server_stub.db import devices, gap_reports, leases, quarantine, records, tokens
+from server_stub.ingest.state import BatchState, FinalTokens, Sale, StoredRecord
+from server_stub.leases import take_serials
+from sync.wire.protocol import RejectReason, WireRecord
+
+
+def _stored(conn: Connection, device_id: str, first: int, last: int) -> dict[int, StoredRecord]:
+    rows = conn.execute(
+        sa.select(records.c.seq, records.c.hash, records.c.final_token).where(
+            records.c.device_id == device_id, records.c.seq.between(first, last)
+        )
+    )
+    return {row.seq: StoredRecord(row.hash, row.final_token) for row in rows}
+
+
+def _quarantined(
+    conn: Connection, device_id: str, first: int, last: int
+) -> tuple[set[tuple[int, str]], dict[tuple[int, str], RejectReason]]:
+    held: set[tuple[int, str]] = set()
+    passed_over: dict[tuple[int, str], RejectReason] = {}
+    for row in conn.execute(
+        sa.select(quarantine.c.seq, quarantine.c.hash, quarantine.c.reason).where(
+            quarantine.c.device_id == device_id, quarantine.c.seq.between(first, last)
+        )
+    ):
+        held.add((row.seq, row.hash))
+        if row.reason != "fork":
+            passed_over[(row.seq, row.hash)] = cast(RejectReason, row.reason)
+    return held, passed_over
+
+
+def _used_tokens(conn: Connection, recs: Sequence[WireRecord]) -> set[str]:
+    batch_tokens = {r.token for r in recs if r.token}
+    if not batch_tokens:
+        return set()
+    return {
+        row.token for row in conn.execute(sa.select(tokens.c.token).where(tokens.c.token.in_(batch_tokens)))
+    }
+
+
+def _leases(conn: Connection, device_id: str) -> tuple[list[int], list[int]]:
+    rows = conn.execute(
+        sa.select(leases.c.start_serial, leases.c.end_serial)
+        .where(leases.c.device_id == device_id)
+        .order_by(leases.c.start_serial)
+    ).all()
+    return [r.start_serial for r in rows], [r.end_serial for r in rows]
+
+
+def _void_targets(
+    conn: Connection, device_id: str, recs: Sequence[WireRecord]
+) -> tuple[set[int], dict[int, Sale]]:
+    """Of the seqs the batch's voids name: those already voided, and the stored sales among them."""
+    named = {r.voids_seq for r in recs if r.voids_seq is not None}
+    if not named:
+        return set(), {}
+    rows = conn.execute(
+        sa.select(records.c.seq, records.c.kind, records.c.token, records.c.final_token, records.c.voids_seq)
+        .where(records.c.device_id == device_id)
+        .where(
+            sa.or_(
+                records.c.seq.in_(sorted(named)),
+                sa.and_(records.c.kind == "void", records.c.voids_seq.in_(sorted(named))),
+            )
+        )
+    ).all()
+    voided = {r.voids_seq for r in rows if r.kind == "void" and r.voids_seq in named}
+    sales = {r.seq: Sale(r.token, r.final_token) for r in rows if r.kind == "sale" and r.seq in named}
+    return voided, sales
+
+
+def _known_gaps(conn: Connection, device_id: str, first: int, last: int) -> set[int]:
+    rows = conn.execute(
+        sa.select(gap_reports.c.seq).where(
+            gap_reports.c.device_id == device_id, gap_reports.c.seq.between(first, last)
+        )
+    )
+    return {row.seq for row in rows}
+
+
+def load_state(conn: Connection, device: Device, recs: Sequence[WireRecord], now_ms: int) -> BatchState:
+    """What the server holds that the batch ``recs`` (consecutive seqs) touches."""
+    did, first, last = device.device_id, recs[0].seq, recs[-1].seq
+    held, passed_over = _quarantined(conn, did, first, last)
+    lease_starts, lease_ends = _leases(conn, did)
+    voided, sales = _void_targets(conn, did, recs)
+    pending = sum(1 for r in recs if FinalTokens.counts(r, device.head_seq))
+    return BatchState(
+        device=device,
+        now_ms=now_ms,
+        head_seq=device.head_seq,
+        head_hash=device.head_hash,
+        stored=_stored(conn, did, first, last),
+        quarantined=held,
+        passed_over=passed_over,
+        used_tokens=_used_tokens(conn, recs),
+        lease_starts=lease_starts,
+        lease_ends=lease_ends,
+        voided=voided,
+        sales=sales,
+        known_gaps=_known_gaps(conn, did, first, last),
+        finals=FinalTokens(lambda n: take_serials(conn, n), pending, device.head_seq),
+    )
+
+
+def write_batch(conn: Connection, state: BatchState) -> None:
+    """The batch's rows, and the device's new head and fork flag."""
+    for table, rows in (
+        (records, state.rows.records),
+        (tokens, state.rows.tokens),
+        (quarantine, state.rows.quarantine),
+        (gap_reports, state.rows.gaps),
+    ):
+        if rows:
+            conn.execute(table.insert(), rows)
+    device = state.device
+    changes: dict[str, Any] = {}
+    if state.head_seq != device.head_seq:
+        changes.update(head_seq=state.head_seq, head_hash=state.head_hash)
+    if state.fork_seq is not None and device.flagged_at is None:
+        changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
+    if changes:
+        conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))

@@ -1,0 +1,144 @@
+"""What every router reads from the app: the state (config, engine, clock, keys, authenticator
+with its rate limiter) and the callers (a signed device, an LSP), as FastAPI dependencies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Connection, Engine
+
+from server_stub.auth import Device, DeviceAuthenticator, SignedCall, authenticate_lsp
+from server_stub.bodies import WIRE_DIGEST_KEY
+from server_stub.config import ServerConfig
+from server_stub.keys import ServerKeys, load_keys
+from sync.wire.protocol import ErrorBody
+from sync.wire.signing import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
+
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@dataclass
+class AppState:
+    """Held in ``app.state.kiosk``; routers get it with :data:`StateDep`."""
+
+    config: ServerConfig
+    engine: Engine
+    clock: Callable[[], float]
+    auth: DeviceAuthenticator
+    _keys: ServerKeys | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def keys(self) -> ServerKeys:
+        if self._keys is None:
+            with self._lock, self.engine.connect() as conn:
+                self._keys = load_keys(conn)
+        return self._keys
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.kiosk
+    return state
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: error_doc("bad request"),
+    413: error_doc("body too large"),
+    415: error_doc("wrong content type or encoding"),
+    422: error_doc("the body or a parameter does not match the schema"),
+    503: error_doc("try again later"),
+}
+DEVICE: dict[int | str, dict[str, Any]] = {
+    **COMMON,
+    401: error_doc("not signed, stale, replayed, unknown or revoked device"),
+    429: {
+        "model": ErrorBody,
+        "description": "rate limited",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    },
+}
+
+# Security schemes, so OpenAPI documents the signing headers.
+_sig_device = APIKeyHeader(name=HEADER_DEVICE, auto_error=False, scheme_name="DeviceId")
+_sig_ts = APIKeyHeader(name=HEADER_TIMESTAMP, auto_error=False, scheme_name="Timestamp")
+_sig_nonce = APIKeyHeader(name=HEADER_NONCE, auto_error=False, scheme_name="Nonce")
+_sig_sig = APIKeyHeader(
+    name=HEADER_SIGNATURE,
+    auto_error=False,
+    scheme_name="Signature",
+    description="base64 Ed25519 over METHOD\\npath?query\\nsha256(body)\\ntimestamp\\nnonce",
+)
+_lsp_bearer = HTTPBearer(auto_error=False, scheme_name="LspApiKey", description="the LSP's API key")
+
+
+def signed_call(
+    request: Request,
+    _d: Annotated[str | None, Security(_sig_device)] = None,
+    _t: Annotated[str | None, Security(_sig_ts)] = None,
+    _n: Annotated[str | None, Security(_sig_nonce)] = None,
+    _s: Annotated[str | None, Security(_sig_sig)] = None,
+) -> SignedCall:
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = raw_path.decode("latin-1")
+    query = request.scope.get("query_string", b"")
+    if query:
+        path += "?" + query.decode("latin-1")
+    digest = request.scope.get(WIRE_DIGEST_KEY, EMPTY_SHA256)
+    return SignedCall(request.headers, request.method, path, digest)
+
+
+SignedCallDep = Annotated[SignedCall, Depends(signed_call)]
+
+
+def signed_device(st: StateDep, call: SignedCallDep) -> Device:
+    """The device that signed the request (its nonce recorded in a transaction of its own)."""
+    with st.engine.begin() as conn:
+        return st.auth.authenticate(conn, call, st.clock())
+
+
+DeviceDep = Annotated[Device, Depends(signed_device)]
+
+
+@dataclass(frozen=True)
+class DeviceTransaction:
+    """A signed device and the open transaction it was read (and locked) in. The handler commits
+    before it answers; anything left uncommitted is rolled back."""
+
+    conn: Connection
+    device: Device
+
+
+def device_transaction(st: StateDep, call: SignedCallDep) -> Iterator[DeviceTransaction]:
+    with st.engine.connect() as conn:
+        conn.begin()
+        yield DeviceTransaction(conn, st.auth.authenticate(conn, call, st.clock(), lock=True))
+
+
+DeviceTransactionDep = Annotated[DeviceTransaction, Depends(device_transaction)]
+
+
+def lsp_caller(
+    st: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_lsp_bearer)] = None,
+) -> str:
+    """The LSP id of the caller's API key."""
+    header = f"Bearer {credentials.credentials}" if credentials else None
+    with st.engine.connect() as conn:
+        return authenticate_lsp(conn, header)
+
+
+LspDep = Annotated[str, Depends(lsp_caller)]

@@ -1,0 +1,74 @@
+"""How errors become answers: a JSON ``{"error", "detail"}`` body, never a traceback, and never
+the caller's input echoed back (it may carry a mobile or Aadhaar number)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server_stub.errors import RateLimited, ServerError, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "detail": detail}, headers=headers)
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _server_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServerError)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": "5"}
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "invalid_request", validation_detail(exc))
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _db_busy(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    return error_response(503, "unavailable", "the database is busy; try again", {"Retry-After": "5"})
+
+
+async def _db_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    log.error("database error: %s", type(exc.orig).__name__)
+    return error_response(
+        503, "unavailable", "the database refused the request; try again", {"Retry-After": "5"}
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: our errors, bad requests, HTTP errors, a busy or failing database."""
+    app.add_exception_handler(ServerError, _server_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OperationalError, _db_busy)
+    app.add_exception_handler(DBAPIError, _db_error)

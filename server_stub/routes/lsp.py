@@ -1,0 +1,56 @@
+"""What an LSP calls with its API key: the reconciliation of its kiosks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from server_stub import reconcile
+from server_stub.auth import check_kiosk_of_lsp
+from server_stub.errors import Forbidden
+from server_stub.routes.deps import COMMON, LspDep, StateDep, error_doc
+from sync.wire.protocol import Reconciliation
+
+router = APIRouter(tags=["lsp"])
+
+Code = Annotated[str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+
+
+@router.get(
+    "/v1/reconciliation",
+    responses={
+        200: {
+            "model": Reconciliation,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with `format=csv` or `Accept: text/csv`",
+        },
+        **COMMON,
+        401: error_doc("missing or wrong API key"),
+        403: error_doc("the kiosk or LSP is not yours"),
+        404: error_doc("no such kiosk"),
+    },
+)
+def get_reconciliation(
+    request: Request,
+    caller: LspDep,
+    st: StateDep,
+    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD (IST)")],
+    kiosk_code: Code = None,
+    lsp_id: Annotated[
+        str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$", description="your own LSP id")
+    ] = None,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> Response:
+    if lsp_id is not None and lsp_id != caller:
+        raise Forbidden("you may only read your own LSP's reconciliation", code="forbidden")
+    day = reconcile.parse_day(date)
+    with st.engine.connect() as conn:
+        if kiosk_code:
+            check_kiosk_of_lsp(conn, caller, kiosk_code)
+        report = reconcile.build(conn, caller, day, st.config.timezone, st.config.sla_hours, kiosk_code)
+    wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if wants_csv:
+        return PlainTextResponse(reconcile.to_csv(report), media_type="text/csv")
+    return JSONResponse(report.model_dump(mode="json"))
