@@ -135,7 +135,7 @@ def long_functions(files: list[Path]) -> list[str]:
     """Functions longer than MAX_FUNCTION_LINES (from ``def`` to the last line; decorators apart)."""
     found = []
     for path in files:
-        if "migrations" in path.parts:
+        if "migrations" in path.parts or path.stem == "migrations":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
