@@ -368,7 +368,7 @@ def _print_storm(s: dict[str, Any]) -> None:
     )
     print(
         f"    client CPU        {s['client_cpu_s']} s; load average at start {s['load_average_1m']};"
-        f" enrollment 429/503 {s['enroll_shed']} (retried)"
+        f" enrollments retried {s['enroll_shed']}"
     )
     if s["rejected"] or s["other_4xx"] or s["server_exceptions"]:
         print(
@@ -385,7 +385,7 @@ def report(result: dict[str, Any]) -> None:
     print(f"{result['db']}, {result['cpus']} CPUs (shared: see the load average)")
     for one in result["servers"]:
         print(
-            f"serve --workers {one['workers']}: enrollment 429/503 {one['enroll_shed_total']} in all,"
+            f"serve --workers {one['workers']}: enrollments retried {one['enroll_shed_total']},"
             f" server log {one['server_exceptions_total'] or 'clean'}"
         )
         for s in one["storms"]:

@@ -156,7 +156,7 @@ class Server:
     engine: sa.Engine
     lsp_id: str
     log: Path
-    enroll_shed: int = 0  # 429/503 answers to enrollments (retried)
+    enroll_shed: int = 0  # enrollments answered 429/503 or failed (timeout), then retried
 
     def cpu_s(self) -> float:
         return tree_cpu(self.pid)[0]
@@ -192,23 +192,30 @@ class Server:
 
 def _enroll_all(url: str, kiosks: list[SimKiosk], codes: list[str], workers: int) -> int:
     """Enroll every kiosk over ``workers`` connections; a 429/503 is retried after its Retry-After
-    (as an operator would), up to 10 times per kiosk. Returns how many answers were 429/503."""
+    or a failed call (as an operator would), up to 5 times per kiosk. Returns how many were retried."""
     todo = list(zip(kiosks, codes, strict=True))
     lock = threading.Lock()
     failures: list[str] = []
     shed = [0]
 
     def one(http: requests.Session, kiosk: SimKiosk, code: str) -> None:
-        for _ in range(10):
-            resp = kiosk.try_enroll(http, url, code)
-            if resp.status_code == 200:
-                return
-            if resp.status_code not in (429, 503):
-                break
+        why = ""
+        for _ in range(5):
+            try:
+                resp = kiosk.try_enroll(http, url, code)
+            except requests.RequestException as exc:  # e.g. a 60 s read timeout
+                why, wait = exc.__class__.__name__, 1.0
+            else:
+                if resp.status_code == 200:
+                    return
+                why = f"{resp.status_code}: {resp.text[:200]}"
+                if resp.status_code not in (429, 503):
+                    break
+                wait = min(10.0, float(resp.headers.get("Retry-After") or 1))
             with lock:
                 shed[0] += 1
-            time.sleep(min(10.0, float(resp.headers.get("Retry-After") or 1)))
-        failures.append(f"enrollment answered {resp.status_code}: {resp.text[:200]}")
+            time.sleep(wait)
+        failures.append(f"enrollment failed: {why}")
 
     def work() -> None:
         with requests.Session() as http:

@@ -26,7 +26,7 @@ DBS = [
         marks=pytest.mark.skipif(not PG_URL, reason="needs KIOSK_TEST_POSTGRES_URL"),
     ),
 ]
-# Sized for 2 shared cores: ~10 s per database. A storm's deadline keeps a collapse from hanging.
+# Sized for 2 shared cores: ~20 s per database on a busy box. The deadline keeps a collapse from hanging.
 OPTS = storm.Options(deadline_s=120.0)
 
 
