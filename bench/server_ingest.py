@@ -23,32 +23,23 @@ Other benches import :func:`measure_ingest` (records/s) or :func:`measure` (all 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.kiosks import SimKiosk, process, server_argv  # noqa: E402
 from server_stub import admin  # noqa: E402
 from server_stub.db import make_engine  # noqa: E402
-from sync.wire.canonical import genesis_hash, public_key_b64, record_hash, sign_hash  # noqa: E402
-from sync.wire.signing import sign_request  # noqa: E402
-from sync.wire.verhoeff import token_for_serial  # noqa: E402
 
 BASELINE_APP = """
 import json
@@ -64,105 +55,20 @@ async def batches(request: Request):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _device(url: str, code: str, n: int, batch: int) -> SimKiosk:
+    """An enrolled device with n pre-signed records in uncompressed batches of ``batch``."""
+    dev = SimKiosk()
+    with requests.Session() as session:
+        dev.enroll(session, url, code)
+    dev.build_backlog(n, max_records=batch, max_bytes=2**40, encoding=None)
+    return dev
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"{url} did not start")
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], cwd: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.Popen(
-        [*argv, "--port", str(port)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url, proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class _Device:
-    """An enrolled device with n pre-signed records in batch bodies."""
-
-    def __init__(self, url: str, code: str, n: int, batch: int) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.device_id = str(uuid.uuid4())
-        resp = requests.post(
-            url + "/v1/enroll",
-            json={
-                "enrollment_code": code,
-                "device_public_key": public_key_b64(self.key.public_key()),
-                "device_id": self.device_id,
-            },
-            timeout=30,
-        )
-        resp.raise_for_status()
-        enrolled = resp.json()
-        serials = (
-            s for lease in enrolled["leases"] for s in range(lease["start_serial"], lease["end_serial"])
-        )
-        prev = genesis_hash(self.device_id)
-        wire = []
-        for seq in range(1, n + 1):
-            rec: dict[str, Any] = {
-                "seq": seq,
-                "txn_id": str(uuid.uuid4()),
-                "kind": "sale",
-                "created_at": 1_790_000_000_000 + seq,
-                "operator": "op1",
-                "service": "ELEC_BILL",
-                "amount_paise": 150_000 + seq,
-                "fee_paise": 1000,
-                "token": token_for_serial(next(serials)),
-                "fields": {"discom": "JVVNL", "k_number": "210412345678"},
-                "catalog_version": 1,
-                "prev_hash": prev,
-            }
-            h = record_hash(rec)
-            rec["sig"] = sign_hash(self.key, h)
-            del rec["prev_hash"]
-            wire.append((rec, prev))
-            prev = h
-        self.bodies = [
-            json.dumps({"prev_hash": wire[i][1], "records": [r for r, _ in wire[i : i + batch]]}).encode()
-            for i in range(0, n, batch)
-        ]
-
-    def headers(self, body: bytes) -> dict[str, str]:
-        return {
-            "Content-Type": "application/json",
-            **sign_request(self.key, self.device_id, "POST", "/v1/batches", body),
-        }
-
-
-def _push(session: requests.Session, url: str, dev: _Device, check: bool) -> float:
+def _push(session: requests.Session, url: str, dev: SimKiosk, check: bool) -> float:
     t0 = time.perf_counter()
-    for body in dev.bodies:
-        resp = session.post(url + "/v1/batches", data=body, headers=dev.headers(body), timeout=120)
+    for b in dev.batches:
+        headers = dev.signed_headers("POST", "/v1/batches", b.body, None)
+        resp = session.post(url + "/v1/batches", data=b.body, headers=headers, timeout=120)
         if resp.status_code != 200:
             raise RuntimeError(f"{resp.status_code}: {resp.text[:200]}")
         if check and any(a["status"] != "accepted" for a in resp.json()["acks"]):
@@ -185,11 +91,7 @@ def measure(n: int = 5000, batch: int = 500, rounds: int = 3) -> dict[str, Any]:
             ]
         engine.dispose()
         (work / "baseline_app.py").write_text(BASELINE_APP, encoding="utf-8")
-        server_argv = [
-            sys.executable,
-            "-c",
-            "from server_stub.cli import main; main()",
-            "--db",
+        serve_argv = server_argv(
             db,
             "serve",
             "--host",
@@ -200,7 +102,7 @@ def measure(n: int = 5000, batch: int = 500, rounds: int = 3) -> dict[str, Any]:
             "warning",
             "--block-size",
             str(max(n, 1000)),
-        ]
+        )
         base_argv = [
             sys.executable,
             "-m",
@@ -212,15 +114,15 @@ def measure(n: int = 5000, batch: int = 500, rounds: int = 3) -> dict[str, Any]:
             "warning",
         ]
         server_rates, base_rates = [], []
-        with _process(server_argv, work) as server_url, _process(base_argv, work) as base_url:
-            devices = [_Device(server_url, code, n, batch) for code in codes]
+        with process(serve_argv, work) as (server_url, _), process(base_argv, work) as (base_url, _):
+            devices = [_device(server_url, code, n, batch) for code in codes]
             s1, s2 = requests.Session(), requests.Session()
             _push(s2, base_url, devices[0], check=False)  # warm-up
             for dev in devices:
                 server_rates.append(n / _push(s1, server_url, dev, check=True))
                 base_rates.append(n / _push(s2, base_url, dev, check=False))
-            wire_bytes = sum(len(b) for b in devices[0].bodies) / n
-            gz_bytes = sum(len(gzip.compress(b)) for b in devices[0].bodies) / n
+            wire_bytes = sum(len(b.body) for b in devices[0].batches) / n
+            gz_bytes = sum(len(gzip.compress(b.body)) for b in devices[0].batches) / n
     server = statistics.median(server_rates)
     base = statistics.median(base_rates)
     return {

@@ -1,0 +1,324 @@
+"""The storm's client side: many simulated kiosks pushing their backlogs the way the agent does.
+
+At most C requests are in flight (C worker threads, one ``requests.Session`` each); a kiosk that
+is backing off holds no connection, so the server always faces up to C callers while any kiosk is
+ready. Each kiosk behaves like the agent's sync client and engine: 15 s timeout, every request
+signed at send time, on 429/503 the agent's :class:`sync.engine.Backoff` (full jitter, never
+shorter than ``Retry-After``) then the same batch again, the same on a timeout, a connection error
+or another 5xx; the next batch as soon as one is acked; a reject or another 4xx stops the kiosk.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bench.kiosks import Batch, SimKiosk
+from sync.engine import Backoff
+
+BATCHES = "/v1/batches"
+LEASES = "/v1/leases"
+SHED = (429, 503)
+
+
+@dataclass
+class KioskRun:
+    """One kiosk's progress through its backlog (touched only by the worker holding it)."""
+
+    kiosk: SimKiosk
+    backoff: Backoff
+    next: int = 0  # index of the next batch to send
+    sent: int = 0  # POSTs, resends included
+    acked_seq: int = 0
+    finals: dict[int, str] = field(default_factory=dict)  # seq -> final token from the acks
+    failed: str | None = None
+    history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic start, outcome)
+
+    @property
+    def done(self) -> bool:
+        return self.failed is not None or self.next >= len(self.kiosk.batches)
+
+
+@dataclass
+class Tally:
+    """What one worker saw; merged at the end."""
+
+    status: Counter[int] = field(default_factory=Counter)
+    shed: Counter[int] = field(default_factory=Counter)  # 429/503 answers with a Retry-After
+    retry_after: list[float] = field(default_factory=list)  # their Retry-After
+    latencies: list[float] = field(default_factory=list)  # of admitted requests (not shed)
+    timeouts: int = 0
+    conn_errors: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # 4xx other than 429: "401 bad_signature"
+
+    def merge(self, other: Tally) -> None:
+        self.status.update(other.status)
+        self.shed.update(other.shed)
+        self.retry_after += other.retry_after
+        self.latencies += other.latencies
+        self.timeouts += other.timeouts
+        self.conn_errors += other.conn_errors
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        self.rejected.update(other.rejected)
+        self.errors.update(other.errors)
+
+
+class Schedule:
+    """A heap of (ready_at, kiosk index) that C workers take from until all are done or the deadline."""
+
+    def __init__(self, n: int, deadline_s: float) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._open = n
+        self._cond = threading.Condition()
+        self._deadline_s = deadline_s
+        self.deadline = float("inf")  # set by release()
+        self.started = 0.0
+
+    def release(self, spread_s: float, rng: random.Random) -> None:
+        """Make every kiosk ready now (or spread uniformly over ``spread_s``)."""
+        with self._cond:
+            self.started = time.monotonic()
+            self.deadline = self.started + self._deadline_s
+            self._heap = [(self.started + rng.uniform(0, spread_s), i) for i in range(self._open)]
+            heapq.heapify(self._heap)
+            self._cond.notify_all()
+
+    def take(self) -> int | None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._open == 0 or now >= self.deadline:
+                    return None
+                if self._heap and self._heap[0][0] <= now:
+                    return heapq.heappop(self._heap)[1]
+                wait = self._heap[0][0] - now if self._heap else self.deadline - now
+                self._cond.wait(min(wait, self.deadline - now, 1.0))
+
+    def put(self, i: int, at: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (at, i))
+            self._cond.notify()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._open -= 1
+            if self._open == 0:
+                self._cond.notify_all()
+
+
+def session() -> requests.Session:
+    """One keep-alive connection, no retries of its own (the caller retries as the agent does)."""
+    s = requests.Session()
+    s.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
+    return s
+
+
+def retry_after_s(resp: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(resp.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _error_code(resp: requests.Response) -> str:
+    try:
+        return str(resp.json().get("error", ""))
+    except ValueError:
+        return ""
+
+
+def _apply_acks(run: KioskRun, batch: Batch, doc: dict[str, Any], tally: Tally) -> float | None:
+    acked = set()
+    for ack in doc["acks"]:
+        if ack["status"] == "rejected":
+            tally.rejected[str(ack.get("reason"))] += 1
+            continue
+        tally.accepted += ack["status"] == "accepted"
+        tally.duplicate += ack["status"] == "duplicate"
+        acked.add(ack["seq"])
+        if ack.get("final_token"):
+            run.finals[ack["seq"]] = ack["final_token"]
+    if acked != set(range(batch.first_seq, batch.last_seq + 1)):
+        run.failed = "rejected"
+        return None
+    run.acked_seq = batch.last_seq
+    run.next += 1
+    run.backoff.reset()
+    return None if run.done else 0.0
+
+
+def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeout_s: float) -> float | None:
+    """Send the kiosk's next batch once; the delay before its next attempt, or None when it is done."""
+    batch = run.kiosk.batches[run.next]
+    headers = run.kiosk.signed_headers("POST", BATCHES, batch.body, batch.encoding)
+    run.sent += 1
+    t0 = time.perf_counter()
+    run.history.append((time.monotonic(), "?"))
+    try:
+        resp = http.post(url + BATCHES, data=batch.body, headers=headers, timeout=timeout_s)
+    except requests.Timeout:
+        tally.timeouts += 1
+        run.history[-1] = (run.history[-1][0], "timeout")
+        return run.backoff.next_delay()
+    except requests.RequestException:
+        tally.conn_errors += 1
+        run.history[-1] = (run.history[-1][0], "connection")
+        return run.backoff.next_delay()
+    elapsed = time.perf_counter() - t0
+    run.history[-1] = (run.history[-1][0], str(resp.status_code))
+    tally.status[resp.status_code] += 1
+    retry_after = retry_after_s(resp)
+    if resp.status_code in SHED and retry_after is not None:
+        tally.shed[resp.status_code] += 1
+        tally.retry_after.append(retry_after)
+        return run.backoff.next_delay(retry_after)
+    tally.latencies.append(elapsed)
+    if resp.status_code >= 500 or resp.status_code == 429:
+        return run.backoff.next_delay(retry_after)
+    if resp.status_code != 200:
+        tally.errors[f"{resp.status_code} {_error_code(resp)}"] += 1
+        run.failed = str(resp.status_code)
+        return None
+    return _apply_acks(run, batch, resp.json(), tally)
+
+
+def _worker(sched: Schedule, runs: list[KioskRun], url: str, tally: Tally, timeout_s: float) -> None:
+    with session() as http:
+        while (i := sched.take()) is not None:
+            delay = attempt(http, url, runs[i], tally, timeout_s)
+            if delay is None:
+                sched.finish()
+            else:
+                sched.put(i, time.monotonic() + delay)
+
+
+@dataclass
+class FireResult:
+    wall_s: float
+    tally: Tally
+    runs: list[KioskRun]
+
+
+def fire(
+    url: str,
+    kiosks: list[SimKiosk],
+    concurrency: int,
+    *,
+    timeout_s: float = 15.0,
+    deadline_s: float = 600.0,
+    spread_s: float = 0.0,
+    backoff_base_s: float = 2.0,
+    backoff_cap_s: float = 900.0,
+    seed: int = 1,
+) -> FireResult:
+    """Push every kiosk's backlog with ``concurrency`` connections until all are acked or the deadline."""
+    rng = random.Random(seed)
+    runs = [KioskRun(k, Backoff(backoff_base_s, backoff_cap_s, random.Random(rng.random()))) for k in kiosks]
+    sched = Schedule(len(runs), deadline_s)
+    tallies = [Tally() for _ in range(min(concurrency, len(runs)))]
+    threads = [
+        threading.Thread(target=_worker, args=(sched, runs, url, t, timeout_s), daemon=True) for t in tallies
+    ]
+    for th in threads:
+        th.start()
+    sched.release(spread_s, rng)
+    for th in threads:
+        th.join()
+    wall = time.monotonic() - sched.started
+    total = Tally()
+    for t in tallies:
+        total.merge(t)
+    return FireResult(wall, total, runs)
+
+
+# --- the lease storm -------------------------------------------------------------------------------
+
+
+@dataclass
+class LeaseResult:
+    wall_s: float
+    leases: list[tuple[int, int]]  # (start, end) granted in the storm
+    status: Counter[int]
+    latencies: list[float]
+    failed: int  # requests given up (deadline, 4xx)
+
+
+def _lease_once(http: requests.Session, url: str, kiosk: SimKiosk, deadline: float, out: LeaseResult) -> None:
+    backoff = Backoff()
+    body = b'{"count":1}'
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            resp = http.post(
+                url + LEASES, data=body, headers=kiosk.signed_headers("POST", LEASES, body, None), timeout=15
+            )
+        except requests.RequestException:
+            out.status[0] += 1
+            time.sleep(backoff.next_delay())  # the agent's backoff before it tries again
+            continue
+        out.status[resp.status_code] += 1
+        if resp.status_code == 200:
+            out.latencies.append(time.perf_counter() - t0)
+            out.leases.extend((le["start_serial"], le["end_serial"]) for le in resp.json()["leases"])
+            return
+        if resp.status_code not in SHED and resp.status_code < 500:
+            break
+        time.sleep(backoff.next_delay(retry_after_s(resp)))
+    out.failed += 1
+
+
+def lease_storm(url: str, kiosks: list[SimKiosk], rounds: int, deadline_s: float = 120.0) -> LeaseResult:
+    """Every kiosk at once (one thread each, released together) asks ``rounds`` times for one block."""
+    results = [LeaseResult(0.0, [], Counter(), [], 0) for _ in kiosks]
+    gate = threading.Barrier(len(kiosks) + 1)
+    deadline = [0.0]
+
+    def one(kiosk: SimKiosk, out: LeaseResult) -> None:
+        with session() as http:
+            http.get(url + "/healthz", timeout=15)  # connect before the gate opens
+            gate.wait()
+            for _ in range(rounds):
+                _lease_once(http, url, kiosk, deadline[0], out)
+
+    threads = [threading.Thread(target=one, args=p, daemon=True) for p in zip(kiosks, results, strict=True)]
+    for t in threads:
+        t.start()
+    deadline[0] = time.monotonic() + deadline_s
+    gate.wait()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join()
+    total = LeaseResult(time.monotonic() - t0, [], Counter(), [], 0)
+    for r in results:
+        total.leases += r.leases
+        total.status.update(r.status)
+        total.latencies += r.latencies
+        total.failed += r.failed
+    return total
+
+
+def send_in_turn(url: str, kiosks: list[SimKiosk], timeout_s: float = 60.0) -> Counter[str]:
+    """Every kiosk's batches once, one request at a time on one connection: the ack statuses."""
+    statuses: Counter[str] = Counter()
+    with session() as http:
+        for kiosk in kiosks:
+            for b in kiosk.batches:
+                headers = kiosk.signed_headers("POST", BATCHES, b.body, b.encoding)
+                resp = http.post(url + BATCHES, data=b.body, headers=headers, timeout=timeout_s)
+                if resp.status_code != 200:
+                    statuses[f"http {resp.status_code}"] += b.count
+                    continue
+                statuses.update(a["status"] for a in resp.json()["acks"])
+    return statuses

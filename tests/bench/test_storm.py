@@ -1,0 +1,105 @@
+"""A small reconnect storm (bench/storm.py) as a test: a few hundred kiosks push their backlogs at
+once to `kiosk-server serve` (a real process), and the database must hold every record once with
+every chain head right. The figures are printed, never asserted: benchmarks are not timed tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from bench import storm
+from bench.storm_client import fire
+from bench.storm_server import Expected, Server, serve, verify
+from tests.e2e.faultproxy import Fault, FaultProxy
+
+PG_URL = os.environ.get("KIOSK_TEST_POSTGRES_URL")
+# SQLite with one worker, PostgreSQL with two: the shapes the server is deployed in.
+DBS = [
+    pytest.param("sqlite", 1, id="sqlite-1-worker"),
+    pytest.param(
+        PG_URL or "postgresql",
+        2,
+        id="postgresql-2-workers",
+        marks=pytest.mark.skipif(not PG_URL, reason="needs KIOSK_TEST_POSTGRES_URL"),
+    ),
+]
+# Sized for 2 shared cores: ~20 s per database on a busy box. The deadline keeps a collapse from hanging.
+OPTS = storm.Options(deadline_s=120.0)
+
+
+@pytest.mark.parametrize(("db", "workers"), DBS)
+def test_a_storm_of_300_kiosks_is_stored_once_with_no_5xx_and_no_timeouts(db: str, workers: int) -> None:
+    result = storm.storm(kiosks=300, records=20, concurrency=30, db=db, workers=workers, opts=OPTS)
+    print(result)  # the figures, for whoever reads the log
+    integrity = result["integrity"]
+    assert integrity["sent"] == 300 * 20
+    assert integrity["ok"], integrity
+    assert integrity["stored"] == integrity["sent"]
+    assert integrity["lost"] == integrity["duplicate_seqs"] == integrity["duplicate_tokens"] == 0
+    assert integrity["head_wrong"] == 0
+    assert result["http_5xx"] == 0, result["status"]
+    assert result["client_timeouts"] == 0
+    assert result["connection_errors"] == 0
+    assert result["kiosks_unfinished"] == result["kiosks_failed"] == 0
+    assert result["records_acked"] == 300 * 20
+    assert not result["rejected"] and not result["other_4xx"]
+    assert result["server_exceptions"] == {}
+    assert result["enroll_shed"] == 0
+
+
+@pytest.fixture
+def sqlite_server() -> Iterator[Server]:
+    with serve("sqlite", 1, rate_limit=0) as server:
+        yield server
+
+
+def test_the_integrity_check_sees_a_missing_a_lost_and_a_wrong_record(sqlite_server: Server) -> None:
+    kiosks = sqlite_server.new_kiosks(3, 5, provisional_share=0.4)
+    runs = fire(sqlite_server.url, kiosks, 3, deadline_s=60).runs
+    expected = [Expected(r.kiosk, r.acked_seq, r.finals) for r in runs]
+    good = verify(sqlite_server.engine, expected)
+    assert good["ok"] and good["stored"] == good["sent"] == 15, good
+    assert all(len(r.finals) == 2 for r in runs)  # 40% of 5 provisional, each given a final token
+
+    kiosks[0].build_backlog(1)  # signed, never sent
+    kiosks[1].hashes[4] = "0" * 64  # the kiosk's seq 5 (its head) is not what the server holds
+    claimed = replace(expected[2], acked_seq=6)
+    kiosks[2].build_backlog(1)  # ... and the server "acked" a record it does not hold
+    bad = verify(sqlite_server.engine, [expected[0], expected[1], claimed])
+    assert not bad["ok"]
+    assert bad["missing"] == 2 and bad["lost"] == 1 and bad["hash_mismatch"] == 1, bad
+    assert bad["head_wrong"] == 1
+
+
+def test_the_storm_client_resends_like_the_agent_after_429_5xx_cuts_and_timeouts(
+    sqlite_server: Server,
+) -> None:
+    kiosks = sqlite_server.new_kiosks(10, 5)
+    faults = [
+        *[Fault("ratelimit", retry_after=1)] * 3,
+        Fault("error", status=503),  # no Retry-After: counted as a 5xx
+        Fault("error", status=500),
+        *[Fault("cut")] * 2,  # stored, but the answer is lost: the resend is acked duplicate
+        Fault("stall", seconds=2.0),  # never forwarded; the client times out first
+    ]
+    port = int(sqlite_server.url.rsplit(":", 1)[1])
+    with FaultProxy(port) as proxy:
+        proxy.set_schedule(faults, only="/v1/batches")
+        fired = fire(proxy.url, kiosks, 3, timeout_s=1.0, deadline_s=60, backoff_base_s=0.05)
+    t = fired.tally
+    assert all(r.done and not r.failed for r in fired.runs)
+    assert t.shed == {429: 3} and t.retry_after == [1.0, 1.0, 1.0]
+    assert t.status[503] == t.status[500] == 1
+    assert t.conn_errors == 2 and t.timeouts == 1
+    assert sum(r.sent for r in fired.runs) == 10 + len(faults)  # each fault costs one resend, no more
+    for r in fired.runs:  # the next attempt after a 429 waits at least its Retry-After (1 s)
+        for (at, outcome), (again, _) in zip(r.history, r.history[1:], strict=False):
+            assert outcome != "429" or again - at >= 1.0
+    assert sum(outcome == "429" for r in fired.runs for _, outcome in r.history) == 3
+    # The acks of a cut batch never arrive; its resend is acked duplicate (a batch may be cut twice).
+    assert t.duplicate in (5, 10) and t.accepted + t.duplicate == 50
+    expected = [Expected(r.kiosk, r.acked_seq, r.finals) for r in fired.runs]
+    assert verify(sqlite_server.engine, expected)["ok"]
