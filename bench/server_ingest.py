@@ -27,7 +27,6 @@ import contextlib
 import gzip
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agent.harness import HOST, ServerProcess, free_port, stop_process, wait_healthy  # noqa: E402
 from server_stub import admin  # noqa: E402
 from server_stub.db import make_engine  # noqa: E402
 from sync.wire.canonical import genesis_hash, public_key_b64, record_hash, sign_hash  # noqa: E402
@@ -64,45 +64,48 @@ async def batches(request: Request):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"{url} did not start")
+def _env() -> dict[str, str]:
+    """The children import the repo's packages even when it is not installed."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 @contextlib.contextmanager
-def _process(argv: list[str], cwd: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+def _baseline(work: Path) -> Iterator[str]:
+    """The bare FastAPI app in its own uvicorn process; its URL."""
+    (work / "baseline_app.py").write_text(BASELINE_APP, encoding="utf-8")
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--host", HOST, "--port", str(port)]
     proc = subprocess.Popen(
-        [*argv, "--port", str(port)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        [*argv, "--log-level", "warning"],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{HOST}:{port}"
     try:
-        _wait(url, proc)
+        wait_healthy(url, proc, deadline_s=60)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=20)
+
+
+def _server(work: Path, n: int, rounds: int) -> tuple[ServerProcess, list[str]]:
+    """A fresh server database with one LSP and ``rounds`` kiosks; the (not started) server
+    and the kiosks' enrollment codes."""
+    db = f"sqlite:///{work / 'server-data' / 'server.db'}"
+    engine = make_engine(db)
+    admin.init_server(engine, int(time.time() * 1000))
+    with engine.begin() as conn:
+        lsp = admin.create_lsp(conn, "bench", 0).lsp_id
+        codes = [
+            admin.create_kiosk(conn, lsp, f"k{i}", int(time.time() * 1000), 1).enrollment_code
+            for i in range(rounds)
+        ]
+    engine.dispose()
+    serve_args = ["--rate-limit", "0", "--block-size", str(max(n, 1000))]
+    return ServerProcess(work, db=db, serve_args=serve_args, env=_env()), codes
 
 
 class _Device:
@@ -174,62 +177,26 @@ def measure(n: int = 5000, batch: int = 500, rounds: int = 3) -> dict[str, Any]:
     """Records/s of the server and of the bare baseline (medians over ``rounds``), and their ratio."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        db = f"sqlite:///{work / 'server-data' / 'server.db'}"
-        engine = make_engine(db)
-        admin.init_server(engine, int(time.time() * 1000))
-        with engine.begin() as conn:
-            lsp = admin.create_lsp(conn, "bench", 0).lsp_id
-            codes = [
-                admin.create_kiosk(conn, lsp, f"k{i}", int(time.time() * 1000), 1).enrollment_code
-                for i in range(rounds)
-            ]
-        engine.dispose()
-        (work / "baseline_app.py").write_text(BASELINE_APP, encoding="utf-8")
-        server_argv = [
-            sys.executable,
-            "-c",
-            "from server_stub.cli import main; main()",
-            "--db",
-            db,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--rate-limit",
-            "0",
-            "--log-level",
-            "warning",
-            "--block-size",
-            str(max(n, 1000)),
-        ]
-        base_argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "baseline_app:app",
-            "--host",
-            "127.0.0.1",
-            "--log-level",
-            "warning",
-        ]
+        server, codes = _server(work, n, rounds)
         server_rates, base_rates = [], []
-        with _process(server_argv, work) as server_url, _process(base_argv, work) as base_url:
-            devices = [_Device(server_url, code, n, batch) for code in codes]
+        with server, _baseline(work) as base_url:
+            devices = [_Device(server.url, code, n, batch) for code in codes]
             s1, s2 = requests.Session(), requests.Session()
             _push(s2, base_url, devices[0], check=False)  # warm-up
             for dev in devices:
-                server_rates.append(n / _push(s1, server_url, dev, check=True))
+                server_rates.append(n / _push(s1, server.url, dev, check=True))
                 base_rates.append(n / _push(s2, base_url, dev, check=False))
             wire_bytes = sum(len(b) for b in devices[0].bodies) / n
             gz_bytes = sum(len(gzip.compress(b)) for b in devices[0].bodies) / n
-    server = statistics.median(server_rates)
+    server_rate = statistics.median(server_rates)
     base = statistics.median(base_rates)
     return {
         "records": n,
         "batch": batch,
         "rounds": rounds,
-        "server_records_per_s": round(server),
+        "server_records_per_s": round(server_rate),
         "baseline_records_per_s": round(base),
-        "ratio": round(server / base, 3),
+        "ratio": round(server_rate / base, 3),
         "json_bytes_per_record": round(wire_bytes, 1),
         "gzip_bytes_per_record": round(gz_bytes, 1),
     }
