@@ -17,12 +17,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import config, ids, printing, syncing, transactions
 from agent.errors import NeedsConnection
 from agent.harness import ServerProcess
-from agent.ledger import init_ledger, open_ledger, verify
+from agent.ledger import Ledger, init_ledger, open_ledger, verify
+
+if TYPE_CHECKING:
+    from hardware.sim.printer import PrinterSim
+    from sync.engine import SyncReport
 
 # (service, amount in rupees, fields, mobile) -- a day at a rural e-Mitra
 _MIX: list[tuple[str, str, dict[str, str], bool]] = [
@@ -102,7 +106,9 @@ def _central_server(story: _Story) -> tuple[ServerProcess, str, dict[str, Any]]:
     return server, lsp["lsp_id"], kiosk
 
 
-def _enrolled_kiosk(story: _Story, server: ServerProcess, code: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+def _enrolled_kiosk(
+    story: _Story, server: ServerProcess, code: str
+) -> tuple[config.Config, Ledger, PrinterSim, dict[str, Any]]:
     """The printer simulator, a kiosk config and ledger, enrolled with the server."""
     from hardware.sim.printer import PrinterSim
 
@@ -126,7 +132,9 @@ def _enrolled_kiosk(story: _Story, server: ServerProcess, code: str) -> tuple[An
     return cfg, ledger, sim, enrolled
 
 
-def _offline_day(story: _Story, cfg: Any, ledger: Any, sim: Any, count: int) -> tuple[str, int]:
+def _offline_day(
+    story: _Story, cfg: config.Config, ledger: Ledger, sim: PrinterSim, count: int
+) -> tuple[str, int]:
     """A refused online-only sale, then ``count`` sales recorded and printed with the link down.
     Returns the first receipt's token and how many records wait to sync."""
     try:
@@ -168,7 +176,7 @@ def _sale(rng: random.Random, i: int) -> transactions.NewTxn:
     return transactions.NewTxn(service, amt, "demo-operator", mobile=mobile, fields=f)
 
 
-def _sync(story: _Story, cfg: Any, ledger: Any, pending: int) -> Any:
+def _sync(story: _Story, cfg: config.Config, ledger: Ledger, pending: int) -> SyncReport:
     """Drain the queue with a progress bar, then a heartbeat; print what the server said."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
