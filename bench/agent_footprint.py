@@ -21,10 +21,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from agent.harness import free_port  # noqa: E402
+
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,12 +44,6 @@ def rss_mb(pid: int) -> float:
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_run(cfg: Path) -> tuple[subprocess.Popen[bytes], float]:
@@ -82,13 +82,37 @@ def bare_rss() -> float:
     return r
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    idle_s = 10 if args.quick else 60
-    n_txn = 1000 if args.quick else 10_000
+def ready_times(cfg: Path) -> tuple[list[float], list[float]]:
+    """Five starts to READY=1, each beside a bare `python -c pass` start."""
+    readies, starts = [], []
+    for _ in range(5):  # interleaved with the baseline
+        starts.append(python_start())
+        proc, ready = start_run(cfg)
+        readies.append(ready)
+        proc.terminate()
+        proc.wait(timeout=10)
+    return readies, starts
+
+
+def api_rate(work: Path, port: int, n_txn: int) -> float:
+    """Transactions per second through the running agent's local API."""
+    token = (work / "data" / "api.token").read_text().strip()
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    body = {
+        "service": "ELEC_BILL",
+        "amount": "1250.50",
+        "mobile": "9876543210",
+        "fields": {"discom": "JVVNL", "k_number": "210412345678"},
+    }
+    t_api = time.perf_counter()
+    for _ in range(n_txn):
+        r = s.post(f"http://127.0.0.1:{port}/api/transactions", json=body, timeout=30)
+        r.raise_for_status()
+    return n_txn / (time.perf_counter() - t_api)
+
+
+def measure(idle_s: int, n_txn: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="kiosk-footprint-", dir=ROOT.parent))
     try:
         port = free_port()
@@ -96,42 +120,20 @@ def main() -> None:
         cfg.write_text(f'[agent]\ndata_dir = "data"\nlog_level = "WARNING"\n[local_api]\nport = {port}\n')
         exe = str(Path(sys.executable).with_name("kiosk-agent"))
         subprocess.run([exe, "--config", str(cfg), "init", "--dev-leases"], check=True, capture_output=True)
-
-        readies, starts = [], []
-        for _ in range(5):  # interleaved with the baseline
-            starts.append(python_start())
-            proc, ready = start_run(cfg)
-            readies.append(ready)
-            proc.terminate()
-            proc.wait(timeout=10)
+        readies, starts = ready_times(cfg)
         proc, ready = start_run(cfg)
         c0, t0 = cpu_s(proc.pid), time.monotonic()
         time.sleep(idle_s)  # the idle period being measured
         idle_cpu = (cpu_s(proc.pid) - c0) / (time.monotonic() - t0) * 100
         idle_rss = rss_mb(proc.pid)
         base_rss = bare_rss()
-
-        token = (work / "data" / "api.token").read_text().strip()
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {token}"
-        body = {
-            "service": "ELEC_BILL",
-            "amount": "1250.50",
-            "mobile": "9876543210",
-            "fields": {"discom": "JVVNL", "k_number": "210412345678"},
-        }
-        t_api = time.perf_counter()
-        for _ in range(n_txn):
-            r = s.post(f"http://127.0.0.1:{port}/api/transactions", json=body, timeout=30)
-            r.raise_for_status()
-        api_rate = n_txn / (time.perf_counter() - t_api)
+        rate = api_rate(work, port, n_txn)
         after_rss = rss_mb(proc.pid)
         proc.terminate()
         code = proc.wait(timeout=10)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    out = {
+    return {
         "ready_s_median": round(statistics.median(readies), 3),
         "python_start_s_median": round(statistics.median(starts), 3),
         "ready_vs_python_start": round(statistics.median(readies) / statistics.median(starts), 1),
@@ -142,9 +144,19 @@ def main() -> None:
         "idle_rss_vs_bare_python": round(idle_rss / base_rss, 1),
         "transactions": n_txn,
         "rss_after_transactions_mb": round(after_rss, 1),
-        "api_transactions_per_s": round(api_rate, 1),
+        "api_transactions_per_s": round(rate, 1),
         "exit_code_after_sigterm": code,
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    idle_s = 10 if args.quick else 60
+    n_txn = 1000 if args.quick else 10_000
+    out = measure(idle_s, n_txn)
     if args.json:
         print(json.dumps(out))
         return
@@ -161,7 +173,7 @@ def main() -> None:
         f"RSS after {n_txn} transactions via the local API: {out['rss_after_transactions_mb']} MB "
         f"({out['api_transactions_per_s']} txn/s)"
     )
-    print(f"SIGTERM exit code {code}")
+    print(f"SIGTERM exit code {out['exit_code_after_sigterm']}")
 
 
 if __name__ == "__main__":

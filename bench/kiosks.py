@@ -16,10 +16,8 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from agent.harness import SERVER_COMMAND, free_port, stop_process, wait_healthy  # noqa: E402
 from sync.client import compress  # noqa: E402 - the agent's own body compression
 from sync.wire.canonical import canonical_json, genesis_hash, public_key_b64, record_hash, sign_hash  # noqa: E402
 from sync.wire.signing import sign_request  # noqa: E402
@@ -45,27 +44,9 @@ AGENT_BATCH_BYTES = 262_144
 COMPRESS_OVER_BYTES = 512
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_argv(db_url: str, *args: str) -> list[str]:
     """`kiosk-server --db URL ARGS` with this interpreter."""
-    return [sys.executable, "-c", "from server_stub.cli import main; main()", "--db", db_url, *args]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.02)  # polling with a deadline
-    raise RuntimeError(f"{url} did not start")
+    return [*SERVER_COMMAND, "--db", db_url, *args]
 
 
 @contextlib.contextmanager
@@ -84,15 +65,10 @@ def process(argv: list[str], cwd: Path, log: Path | None = None) -> Iterator[tup
             out.close()  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, 60)
+        wait_healthy(url, proc, deadline_s=60)
         yield url, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=30)
 
 
 @dataclass(frozen=True)

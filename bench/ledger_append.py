@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -416,7 +417,21 @@ def time_status(config_path: Path, runs: int, expect_count: int) -> dict[str, An
 
 
 # --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Measured:
+    """Every line's figures from one run."""
+
+    lines: list[Workload]
+    pq: PersistQueue
+    appended: int
+    rates: dict[str, list[float]]
+    lats: dict[str, list[float]]
+    cpu_lats: dict[str, list[float]]
+    status: dict[str, Any]
+    status_empty: dict[str, Any]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (~15 s)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (after one warm-up round)")
@@ -426,71 +441,66 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--json", action="store_true", help="print a JSON summary only")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (10 if args.quick else 30)
-    n = args.n or (300 if args.quick else 400)
-    status_runs = args.status_runs or 10
+    args.rounds = args.rounds or (10 if args.quick else 30)
+    args.n = args.n or (300 if args.quick else 400)
+    args.status_runs = args.status_runs or 10
+    return args
 
-    root = pick_root(args.dir)
-    fs = filesystem_of(root)
-    say: Callable[[str], None] = (lambda _: None) if args.json else (lambda m: print(m, flush=True))
-    if fs.startswith(("tmpfs", "ramfs")):
-        print(f"warning: {root} is on {fs}; fsync costs nothing there, numbers mean little", file=sys.stderr)
-    load_start = os.getloadavg()[0]
-    say(f"dir {root} ({fs}); {os.cpu_count()} CPUs, load average {load_start:.2f}")
-    t0 = time.perf_counter()
-    try:
-        # 1. Durable appends, synchronous=FULL, interleaved.
-        say(f"durable appends/s, {rounds} rounds x {n} per line (+1 warm-up round):")
-        (root / "full").mkdir()
-        ledger = LedgerAppend(root / "full")
-        say(f"status on the new, empty ledger ({status_runs} runs)")
-        status_empty = time_status(ledger.config_path, status_runs, 0)
-        create = LedgerCreate(ledger)
-        pq = PersistQueue(root / "full")
-        lines: list[Workload] = [ledger, create, Bare(root / "full"), Raw(root / "full"), pq]
-        rates, lats = interleave(lines, rounds, n, say)
-        for w in lines:
-            w.close()
 
-        # 2. Where the time goes: the same work without fsync (synchronous=OFF), so
-        #    what is left is CPU: page encryption, signing, Python, SQL.
-        say("CPU per append without fsync (synchronous=OFF):")
-        (root / "off").mkdir()
-        (root / "off-plain").mkdir()
-        cpu_lines: list[Workload] = [
-            Raw(root / "off", sync="OFF"),
-            Bare(root / "off", sync="OFF"),
-            LedgerAppend(root / "off-plain", sync="OFF", encrypted=False),
-            LedgerAppend(root / "off", sync="OFF"),
-        ]
-        for w, name in zip(cpu_lines, ("raw sqlite3", "bare", "ledger, no key", "ledger"), strict=True):
-            w.name = name
-        _, cpu_lats = interleave(cpu_lines, max(3, rounds // 4), n, say)
-        for w in cpu_lines:
-            w.close()
+def measure(root: Path, rounds: int, n: int, status_runs: int, say: Callable[[str], None]) -> Measured:
+    # 1. Durable appends, synchronous=FULL, interleaved.
+    say(f"durable appends/s, {rounds} rounds x {n} per line (+1 warm-up round):")
+    (root / "full").mkdir()
+    ledger = LedgerAppend(root / "full")
+    say(f"status on the new, empty ledger ({status_runs} runs)")
+    status_empty = time_status(ledger.config_path, status_runs, 0)
+    create = LedgerCreate(ledger)
+    pq = PersistQueue(root / "full")
+    lines: list[Workload] = [ledger, create, Bare(root / "full"), Raw(root / "full"), pq]
+    rates, lats = interleave(lines, rounds, n, say)
+    for w in lines:
+        w.close()
 
-        # 3. Opening the ledger and printing status, as a fresh process, now that it is full.
-        say(f"status on the ledger with {ledger.appended} records ({status_runs} runs)")
-        status = time_status(ledger.config_path, status_runs, ledger.appended)
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-    wall = time.perf_counter() - t0
-    load_end = os.getloadavg()[0]
+    # 2. Where the time goes: the same work without fsync (synchronous=OFF), so
+    #    what is left is CPU: page encryption, signing, Python, SQL.
+    say("CPU per append without fsync (synchronous=OFF):")
+    (root / "off").mkdir()
+    (root / "off-plain").mkdir()
+    cpu_lines: list[Workload] = [
+        Raw(root / "off", sync="OFF"),
+        Bare(root / "off", sync="OFF"),
+        LedgerAppend(root / "off-plain", sync="OFF", encrypted=False),
+        LedgerAppend(root / "off", sync="OFF"),
+    ]
+    for w, name in zip(cpu_lines, ("raw sqlite3", "bare", "ledger, no key", "ledger"), strict=True):
+        w.name = name
+    _, cpu_lats = interleave(cpu_lines, max(3, rounds // 4), n, say)
+    for w in cpu_lines:
+        w.close()
 
+    # 3. Opening the ledger and printing status, as a fresh process, now that it is full.
+    say(f"status on the ledger with {ledger.appended} records ({status_runs} runs)")
+    status = time_status(ledger.config_path, status_runs, ledger.appended)
+    return Measured(lines, pq, ledger.appended, rates, lats, cpu_lats, status, status_empty)
+
+
+def summarise(
+    m: Measured, fs: str, rounds: int, n: int, wall: float, loads: tuple[float, float]
+) -> dict[str, Any]:
+    rates, lats = m.rates, m.lats
     med = {k: statistics.median(v) for k, v in rates.items()}
-    cpu_us = {k: round(pct(v, 50) * 1000, 1) for k, v in cpu_lats.items()}
+    cpu_us = {k: round(pct(v, 50) * 1000, 1) for k, v in m.cpu_lats.items()}
     summary: dict[str, Any] = {
         "filesystem": fs,
         "rounds": rounds,
         "n_per_round": n,
         "wall_s": round(wall, 1),
         "cpus": os.cpu_count(),
-        "loadavg_1m": [round(load_start, 2), round(load_end, 2)],
-        "ledger_records_at_end": ledger.appended,
+        "loadavg_1m": [round(loads[0], 2), round(loads[1], 2)],
+        "ledger_records_at_end": m.appended,
         "python": sys.version.split()[0],
         "sqlite3": sqlite3.sqlite_version,
-        "persist_queue_pragmas": {"journal_mode": pq.journal, "synchronous": pq.synchronous},
+        "persist_queue_pragmas": {"journal_mode": m.pq.journal, "synchronous": m.pq.synchronous},
         "appends_per_s": {k: round(v, 1) for k, v in med.items()},
         "latency_ms": {
             k: {"p50": round(pct(v, 50), 3), "p99": round(pct(v, 99), 3)} for k, v in lats.items()
@@ -503,21 +513,24 @@ def main(argv: list[str] | None = None) -> int:
             "create/ledger": round(ratio(rates, "create()", "ledger"), 3),
         },
         "cpu_us_per_append_sync_off_p50": cpu_us,
-        "status": {k: round(v, 4) for k, v in status.items()},
-        "status_empty_ledger": {k: round(v, 4) for k, v in status_empty.items()},
+        "status": {k: round(v, 4) for k, v in m.status.items()},
+        "status_empty_ledger": {k: round(v, 4) for k, v in m.status_empty.items()},
     }
     summary["targets_met"] = {
         "ledger/raw >= 0.75": summary["ratios"]["ledger/raw"] >= TARGET_RAW_RATIO,
-        "status < 0.3 s": status["status_median_s"] < TARGET_STATUS_S,
+        "status < 0.3 s": m.status["status_median_s"] < TARGET_STATUS_S,
     }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
+    return summary
 
+
+def report(m: Measured, summary: dict[str, Any], say: Callable[[str], None]) -> None:
+    rates, lats, pq, status, status_empty = m.rates, m.lats, m.pq, m.status, m.status_empty
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_us = summary["cpu_us_per_append_sync_off_p50"]
     r = summary["ratios"]
     say("")
     say(f"{'line':<14} {'appends/s':>10} {'vs raw':>7} {'p50 ms':>8} {'p99 ms':>8}")
-    for w in lines:
+    for w in m.lines:
         k = w.name
         say(
             f"{k:<14} {med[k]:>10.0f} {ratio(rates, k, 'raw sqlite3'):>6.2f}x "
@@ -536,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(
         f"create() / ledger        {r['create/ledger']:.2f}x   (catalog + find after the append; "
-        f"{ledger.appended} records at the end)"
+        f"{m.appended} records at the end)"
     )
     say(
         f"ledger append latency    p50 {pct(lats['ledger'], 50):.3f} ms, p99 {pct(lats['ledger'], 99):.3f} ms"
@@ -547,14 +560,38 @@ def main(argv: list[str] | None = None) -> int:
         + f"  (SQLCipher pages in the ledger: {cpu_us['ledger'] - cpu_us['ledger, no key']:.0f} us)"
     )
     ok = "ok" if summary["targets_met"]["status < 0.3 s"] else "MISSED"
-    for label, st in ((f"{ledger.appended} records", status), ("empty ledger", status_empty)):
+    for label, st in ((f"{m.appended} records", status), ("empty ledger", status_empty)):
         say(
             f"status, {label + ':':<15} median {st['status_median_s']:.3f} s, "
             f"min {st['status_min_s']:.3f} s; "
             f"python -c pass median {st['python_pass_median_s']:.3f} s -> {st['ratio']:.1f}x"
         )
     say(f"status target < {TARGET_STATUS_S} s (full ledger, median): {ok}")
-    say(f"wall time {wall:.0f} s; load average {load_start:.2f} at the start, {load_end:.2f} at the end")
+    (start, end), wall = summary["loadavg_1m"], summary["wall_s"]
+    say(f"wall time {wall:.0f} s; load average {start:.2f} at the start, {end:.2f} at the end")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = pick_root(args.dir)
+    fs = filesystem_of(root)
+    say: Callable[[str], None] = (lambda _: None) if args.json else (lambda m: print(m, flush=True))
+    if fs.startswith(("tmpfs", "ramfs")):
+        print(f"warning: {root} is on {fs}; fsync costs nothing there, numbers mean little", file=sys.stderr)
+    load_start = os.getloadavg()[0]
+    say(f"dir {root} ({fs}); {os.cpu_count()} CPUs, load average {load_start:.2f}")
+    t0 = time.perf_counter()
+    try:
+        m = measure(root, args.rounds, args.n, args.status_runs, say)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    wall = time.perf_counter() - t0
+    summary = summarise(m, fs, args.rounds, args.n, wall, (load_start, os.getloadavg()[0]))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    report(m, summary, say)
     return 0
 
 

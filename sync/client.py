@@ -116,7 +116,7 @@ class SyncClient:
             code = _error_code(resp)
             if code == "stale_timestamp":  # our clock was off; the offset is now learned: one retry
                 resp = self._send(method, path, body, signed=signed)
-        _raise_for(resp)
+        _raise_for(resp, now=self.server_now())
         try:
             return model.model_validate(resp.json())
         except (ValueError, ValidationError):
@@ -179,7 +179,8 @@ def _error_code(resp: requests.Response) -> str:
         return "error"
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+def _retry_after(resp: requests.Response, now: float) -> float | None:
+    """Seconds, or an HTTP date read against ``now`` (the server's clock as this client knows it)."""
     value = resp.headers.get("Retry-After")
     if value is None:
         return None
@@ -190,10 +191,10 @@ def _retry_after(resp: requests.Response) -> float | None:
             when = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError):
             return None
-        return max(0.0, when - time.time())
+        return max(0.0, when - now)
 
 
-def _raise_for(resp: requests.Response) -> None:
+def _raise_for(resp: requests.Response, now: float) -> None:
     status = resp.status_code
     if status < 400:
         return
@@ -204,7 +205,7 @@ def _raise_for(resp: requests.Response) -> None:
         detail = ""
     msg = f"server answered {status} {code}" + (f": {detail}" if detail else "")
     if status == 429 or status >= 500 or status == 408:
-        raise TransientSyncError(msg, code=code, retry_after_s=_retry_after(resp))
+        raise TransientSyncError(msg, code=code, retry_after_s=_retry_after(resp, now))
     if status == 401 and code == "stale_timestamp":
         raise TransientSyncError(msg, code=code)
     raise PermanentSyncError(msg, code=code)

@@ -1,19 +1,24 @@
-"""Shared fixtures: a kiosk data dir with its config, the CLI as a real
-process, and an open ledger for in-process tests."""
+"""Shared fixtures: a kiosk data dir with its config, the CLI (in this process through click's
+CliRunner, or as a real process when a test needs one), and an open ledger for in-process tests."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from agent import cli as agent_cli
 from agent import config as config_mod
 from agent.ledger import Ledger, init_ledger, open_ledger
 
@@ -37,14 +42,61 @@ class Kiosk:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "agent", "--config", str(self.config_path), *args]
 
-    def run(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env, timeout=timeout)
+    def run(
+        self, *args: str, check: bool = False, timeout: float = 60, process: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """`kiosk-agent --config <this kiosk> args...`. In this process by default (the console
+        script's own ``main``, so the exit codes and error lines are the real ones); a real process
+        with ``process=True``, for a test that needs one (signals, `run`, a lock held by this process)."""
+        if process:
+            proc = subprocess.run(
+                self.argv(*args), capture_output=True, text=True, env=self.env, timeout=timeout
+            )
+        else:
+            proc = invoke_cli(self.argv(*args)[3:], self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
         return proc
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json", check=True).stdout)
+
+
+class _ConsoleScript(click.Command):
+    """`kiosk-agent` as its console script runs it (``agent.cli.main`` reads ``sys.argv`` and maps
+    errors to exit codes), in a shape CliRunner can invoke."""
+
+    def __init__(self) -> None:
+        super().__init__("kiosk-agent")
+
+    def main(self, args: Any = None, prog_name: str | None = None, **_: Any) -> None:  # type: ignore[override]
+        saved = sys.argv
+        sys.argv = [prog_name or "kiosk-agent", *(args or [])]
+        try:
+            agent_cli.main()
+        finally:
+            sys.argv = saved
+
+
+def invoke_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in this process with exactly ``env`` as its environment. What a process would
+    leave behind is undone: the log handler the command installs on the root logger (it names
+    this kiosk's data dir) and the root level."""
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    overrides.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        result = CliRunner().invoke(_ConsoleScript(), args, env=overrides)
+    finally:
+        for h in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(level)
+    stderr = result.stderr
+    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))  # as the interpreter would
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
 
 
 def write_config(root: Path, extra: str = "") -> Path:

@@ -15,6 +15,7 @@ import pytest
 
 from agent import doctor
 from agent.config import load
+from agent.harness import free_port
 from hardware.sim.rdservice import RDServiceSim
 from tests.conftest import Kiosk, write_config
 
@@ -50,14 +51,6 @@ def healthz() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def test_healthy_offline_kiosk_passes_via_cli(kiosk: Kiosk) -> None:
@@ -133,7 +126,7 @@ def test_server_and_clock_skew(kiosk: Kiosk, healthz: str) -> None:
 
 
 def test_unreachable_server_warns(kiosk: Kiosk) -> None:
-    write_config(kiosk.root, f'[server]\nurl = "http://127.0.0.1:{_closed_port()}"\n')
+    write_config(kiosk.root, f'[server]\nurl = "http://127.0.0.1:{free_port()}"\n')
     kiosk.run("init", check=True)
     checks = _run(kiosk)
     assert checks["server"].status == "WARN" and "unreachable" in checks["server"].detail
@@ -167,7 +160,7 @@ def test_printer_and_r30x_ports(kiosk: Kiosk) -> None:
     finally:
         listener.close()
     write_config(
-        kiosk.root, f'[printer]\nurl = "socket://127.0.0.1:{_closed_port()}"\n[fingerprint]\nkind = "r30x"\n'
+        kiosk.root, f'[printer]\nurl = "socket://127.0.0.1:{free_port()}"\n[fingerprint]\nkind = "r30x"\n'
     )
     checks = _run(kiosk)
     assert checks["printer"].status == "FAIL" and "cable" in checks["printer"].fix
@@ -178,7 +171,7 @@ def test_rdservice_probe(kiosk: Kiosk) -> None:
     with RDServiceSim() as sim:
         write_config(
             kiosk.root,
-            f'[fingerprint]\nkind = "rdservice"\nrdservice_ports = [{_closed_port()}, {sim.port}]\n',
+            f'[fingerprint]\nkind = "rdservice"\nrdservice_ports = [{free_port()}, {sim.port}]\n',
         )
         kiosk.run("init", check=True)
         fp = _run(kiosk)["fingerprint"]

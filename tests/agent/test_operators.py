@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.harness import free_port
 from hardware.sim.r30x import R30xSim
 from hardware.sim.rdservice import RDServiceSim
 from tests.conftest import Kiosk
-from tests.e2e.servers import free_port
 
 
 @pytest.fixture

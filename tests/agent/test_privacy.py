@@ -12,11 +12,8 @@ K_NUMBERS = ["210499887766", "210455443322", "210411223344"]
 NAMES = ["Kamla Bishnoi", "Gordhan Saini"]
 
 
-def test_no_plaintext_pii_on_disk(kiosk: Kiosk) -> None:
-    kiosk.run("init", "--dev-leases", check=True)
-    _, pub = sealing.new_keypair()
-    held = open_ledger(kiosk.cfg)  # held open so the WAL stays on disk to be scanned
-    held.set_meta({"server_seal_pub": pub})  # as enrollment would: the server's sealing key
+def _sell_with_pii(kiosk: Kiosk) -> None:
+    """Bills with mobiles and K numbers, certificates with Aadhaar numbers and names."""
     for mobile, k in zip(MOBILES, K_NUMBERS, strict=True):
         kiosk.run(
             "txn",
@@ -53,6 +50,14 @@ def test_no_plaintext_pii_on_disk(kiosk: Kiosk) -> None:
             "district=Tonk",
             check=True,
         )
+
+
+def test_no_plaintext_pii_on_disk(kiosk: Kiosk) -> None:
+    kiosk.run("init", "--dev-leases", check=True)
+    _, pub = sealing.new_keypair()
+    held = open_ledger(kiosk.cfg)  # held open so the WAL stays on disk to be scanned
+    held.set_meta({"server_seal_pub": pub})  # as enrollment would: the server's sealing key
+    _sell_with_pii(kiosk)
     # a refused entry must not leak either
     bad = kiosk.run(
         "txn",

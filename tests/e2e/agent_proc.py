@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
+from agent.harness import free_port
 from tests.conftest import Kiosk
-from tests.e2e.servers import free_port
 
 
 class AgentProcess:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.harness import free_port
 from tests.conftest import Kiosk
 from tests.e2e.agent_proc import AgentProcess, with_port
 from tests.e2e.faultproxy import FaultProxy
-from tests.e2e.servers import ServerProcess, free_port
+from tests.e2e.servers import ServerProcess
 from tests.e2e.syncworld import World
 
 WATER = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}

@@ -71,17 +71,21 @@ def test_after_a_fork_the_first_copy_goes_on_and_the_clone_keeps_its_record(
         again = clone.run("sync", "--once", "--json")
         assert again.returncode == 1 and clone.json("status")["outbox"]["rejected"] == 1
 
-        # The server keeps both: the clone's record in quarantine as a fork, the device flagged.
-        assert w.quarantined(enrolled["device_id"]) == [(3, cloned["hash"], "fork")]
-        with w.ro.connect() as conn:
-            flagged = conn.execute(
-                sa.select(devices.c.flagged_at, devices.c.flag_reason).where(
-                    devices.c.device_id == enrolled["device_id"]
-                )
-            ).one()
-        assert flagged.flagged_at is not None and "fork" in flagged.flag_reason
-        today = dt.datetime.now(ZoneInfo("Asia/Kolkata")).date().isoformat()
-        recon = srv.reconcile(today)
-        row = next(k for k in recon["kiosks"] if k["kiosk_code"] == enrolled["kiosk_code"])
-        assert row["forks"] == 1 and row["flagged"] is True and row["count"] == 4
+        _server_keeps_both(w, srv, enrolled, cloned)
         w.close()
+
+
+def _server_keeps_both(w: World, srv: ServerProcess, enrolled: dict, cloned: dict) -> None:
+    # The server keeps both: the clone's record in quarantine as a fork, the device flagged.
+    assert w.quarantined(enrolled["device_id"]) == [(3, cloned["hash"], "fork")]
+    with w.ro.connect() as conn:
+        flagged = conn.execute(
+            sa.select(devices.c.flagged_at, devices.c.flag_reason).where(
+                devices.c.device_id == enrolled["device_id"]
+            )
+        ).one()
+    assert flagged.flagged_at is not None and "fork" in flagged.flag_reason
+    today = dt.datetime.now(ZoneInfo("Asia/Kolkata")).date().isoformat()
+    recon = srv.reconcile(today)
+    row = next(k for k in recon["kiosks"] if k["kiosk_code"] == enrolled["kiosk_code"])
+    assert row["forks"] == 1 and row["flagged"] is True and row["count"] == 4

@@ -84,30 +84,9 @@ def test_sigkill_sync_mid_flight_loses_and_duplicates_nothing(
             for _ in range(rng.randint(1, 4)):
                 transactions.create(led, realistic_txn(rng))
         mode = ("random", "held", "around_ack")[i % 3]
-        held_before = proxy.held_count()
-        if mode == "held":  # the server commits; its answer waits in the proxy while we kill
-            proxy.set_schedule([Fault("hold", seconds=10)], only="/v1/batches")
-        elif mode == "around_ack":  # the answer arrives a moment before or after the kill
-            proxy.set_schedule([Fault("hold", seconds=rng.uniform(0, 0.03))], only="/v1/batches")
-        else:
-            proxy.set_schedule([])
-        proc = _spawn(kiosk)
-        try:
-            if mode == "random":
-                time.sleep(rng.uniform(0, runtime * 1.2))  # the kill moment itself is what is randomised
-            else:
-                assert proxy.wait_held(held_before + 1, 60), "the batch never reached the server"
-                if mode == "around_ack":
-                    time.sleep(rng.uniform(0, 0.06))
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=60)
-        assert proc.returncode in (0, -signal.SIGKILL)
-        modes[mode] += proc.returncode == -signal.SIGKILL
-        not_acked, _ = _check(w, kiosk)
+        killed, not_acked = _kill_mid_sync(w, proxy, kiosk, rng, mode, runtime)
+        modes[mode] += killed
         committed_not_acked += not_acked
-        if mode == "held":
-            assert proc.returncode == -signal.SIGKILL and not_acked > 0
     proxy.set_schedule([])
     final = kiosk.run("sync", "--once", "--json")
     assert final.returncode == 0, final.stderr
@@ -123,3 +102,33 @@ def test_sigkill_sync_mid_flight_loses_and_duplicates_nothing(
     assert all(len(owners[t]) == 1 and owners[t][0][0] == device for _s, _h, t, _f, _st in view if t)
     print(f"kills by mode {modes}; committed there, not acked here at a kill: {committed_not_acked}")
     assert committed_not_acked >= KILLS // 3
+
+
+def _kill_mid_sync(
+    w: World, proxy: FaultProxy, kiosk: Kiosk, rng: random.Random, mode: str, runtime: float
+) -> tuple[bool, int]:
+    """One `sync` SIGKILLed at a moment chosen by ``mode``; whether the kill landed, and how many
+    records the server committed that the ledger has not seen acked."""
+    held_before = proxy.held_count()
+    if mode == "held":  # the server commits; its answer waits in the proxy while we kill
+        proxy.set_schedule([Fault("hold", seconds=10)], only="/v1/batches")
+    elif mode == "around_ack":  # the answer arrives a moment before or after the kill
+        proxy.set_schedule([Fault("hold", seconds=rng.uniform(0, 0.03))], only="/v1/batches")
+    else:
+        proxy.set_schedule([])
+    proc = _spawn(kiosk)
+    try:
+        if mode == "random":
+            time.sleep(rng.uniform(0, runtime * 1.2))  # the kill moment itself is what is randomised
+        else:
+            assert proxy.wait_held(held_before + 1, 60), "the batch never reached the server"
+            if mode == "around_ack":
+                time.sleep(rng.uniform(0, 0.06))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert proc.returncode in (0, -signal.SIGKILL)
+    not_acked, _ = _check(w, kiosk)
+    if mode == "held":
+        assert proc.returncode == -signal.SIGKILL and not_acked > 0
+    return proc.returncode == -signal.SIGKILL, not_acked

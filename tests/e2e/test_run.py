@@ -30,7 +30,7 @@ def test_ctrl_c_takes_the_same_path(agent: AgentProcess) -> None:
 
 def test_second_run_on_same_data_dir_refuses(agent: AgentProcess) -> None:
     agent.start()
-    second = agent.kiosk.run("run", timeout=30)
+    second = agent.kiosk.run("run", timeout=30, process=True)
     assert second.returncode == 2 and "already using" in second.stderr
     assert agent.proc is not None and agent.proc.poll() is None  # the first one is unharmed
     assert agent.stop()[0] == 0

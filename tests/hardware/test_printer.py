@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
+from agent.harness import free_port
 from hardware.errors import PrinterDisabled, PrinterOffline, PrinterPaperOut, PrinterUnavailable
 from hardware.printer import NullPrinter, PrinterStatus, SerialPrinter, open_printer
 from hardware.printer.base import decode_status
@@ -156,13 +157,7 @@ def test_replug_on_a_new_tty_is_found_by_usb_id() -> None:
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    printer = SerialPrinter(f"socket://127.0.0.1:{port}")
+    printer = SerialPrinter(f"socket://127.0.0.1:{free_port()}")
     assert printer.status() is PrinterStatus.DISCONNECTED
     with pytest.raises(PrinterUnavailable, match="Cannot open the printer"):
         printer.print_bytes(b"x")

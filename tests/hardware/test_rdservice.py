@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pickle
-import socket
 from collections.abc import Iterator
 
 import pytest
 import requests
 
+from agent.harness import free_port
 from hardware.errors import (
     CaptureTimeout,
     DeviceBusy,
@@ -33,14 +33,6 @@ from hardware.fingerprint.rdservice import PidOptions, RDServiceClient, parse_po
 from hardware.sim.rdservice import RDServiceSim
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
 def sim() -> Iterator[RDServiceSim]:
     with RDServiceSim() as s:
@@ -50,7 +42,7 @@ def sim() -> Iterator[RDServiceSim]:
 @pytest.fixture
 def client(sim: RDServiceSim) -> Iterator[RDServiceClient]:
     with requests.Session() as session:
-        yield RDServiceClient(session=session, ports=[closed_port(), sim.port], timeout=2, probe_timeout=1)
+        yield RDServiceClient(session=session, ports=[free_port(), sim.port], timeout=2, probe_timeout=1)
 
 
 def test_parse_ports() -> None:
@@ -76,7 +68,7 @@ def test_discovery_ignores_other_http_servers(sim: RDServiceSim) -> None:
 
 
 def test_nothing_found_is_transient() -> None:
-    client = RDServiceClient(ports=[closed_port()], probe_timeout=0.5)
+    client = RDServiceClient(ports=[free_port()], probe_timeout=0.5)
     with pytest.raises(FingerprintUnavailable, match="No RD service"):
         client.discover()
 
@@ -182,7 +174,7 @@ def https_sim() -> Iterator[RDServiceSim]:
 
 def test_https_discovery_and_capture(https_sim: RDServiceSim) -> None:
     with requests.Session() as session:
-        client = RDServiceClient(session=session, ports=[closed_port(), https_sim.port], probe_timeout=1)
+        client = RDServiceClient(session=session, ports=[free_port(), https_sim.port], probe_timeout=1)
         svc = client.discover()
         assert (svc.port, svc.scheme, svc.status) == (https_sim.port, "https", "READY")
         assert client.capture().err_code == 0  # over https, self-signed, from 127.0.0.1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import requests
 import sqlalchemy as sa
 import uvicorn
 
+from agent.harness import free_port as free_port  # the one copy, shared with e2e and bench
 from server_stub import admin
 from server_stub.app import create_app
 from server_stub.config import ServerConfig
@@ -67,12 +67,6 @@ def _db_url(kind: str, tmp_path: Path) -> Iterator[str]:
         with base.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         base.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_healthy(base_url: str, deadline_s: float = 30.0, proc: subprocess.Popen[Any] | None = None) -> None:
