@@ -260,16 +260,6 @@ class FaultProxy:
         with self._held:
             return self._held.wait_for(lambda: self._held_count >= count, timeout=timeout_s)
 
-    def wait_seen(self, count: int, timeout_s: float) -> bool:
-        """Wait until ``count`` exchanges in total are in ``seen`` (each is noted after its answer)."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            with self._lock:
-                if len(self.seen) >= count:
-                    return True
-            time.sleep(0.005)  # polling with a deadline
-        return False
-
     def start(self) -> FaultProxy:
         ready = threading.Event()
 

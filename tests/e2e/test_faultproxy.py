@@ -20,7 +20,6 @@ from tests.e2e.syncworld import World, config_at, make_kiosk, realistic_txn
 def test_synthesised_answers_and_drops(world: tuple[World, FaultProxy]) -> None:
     _w, proxy = world
     proxy.set_schedule([Fault("ratelimit", retry_after=30), Fault("error", status=502), Fault("drop")])
-    before = len(proxy.seen)
     s = requests.Session()
     r = s.get(proxy.url + "/healthz", timeout=5)
     assert r.status_code == 429 and r.headers["Retry-After"] == "30"
@@ -28,7 +27,6 @@ def test_synthesised_answers_and_drops(world: tuple[World, FaultProxy]) -> None:
     with pytest.raises(requests.ConnectionError):
         s.get(proxy.url + "/healthz", timeout=5)
     assert s.get(proxy.url + "/healthz", timeout=5).status_code == 200  # schedule used up: pass
-    proxy.wait_seen(before + 4, 10)  # the proxy notes an exchange just after it has answered
     assert [x.upstream_status for x in proxy.seen[-4:]] == [None, None, None, 200]
 
 
