@@ -44,3 +44,14 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
     assert len(lines) == 2
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert lines[1] in ci.splitlines()
+
+
+def test_every_document_the_readme_links_is_in_the_repo() -> None:
+    """A clone holds every document its README names (no links out of the repo)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    links = [m for m in re.findall(r"\]\(([^)#\s]+)", readme) if "://" not in m]
+    assert "ARCHITECTURE.md" in links
+    for link in links:
+        target = (root / link).resolve()
+        assert target.is_relative_to(root) and target.exists(), f"README links {link}, not in the repo"

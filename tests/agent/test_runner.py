@@ -12,12 +12,12 @@ import pytest
 import requests
 
 from agent.api import load_or_create_token
+from agent.harness import free_port
 from agent.ledger import init_ledger, open_ledger
 from agent.runner import Runner
 from hardware import RecordingPrinter
 from tests.conftest import Kiosk, write_config
 from tests.e2e.conftest import WATER
-from tests.e2e.servers import free_port
 
 
 @pytest.fixture
