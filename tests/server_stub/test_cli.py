@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 import requests
 
-from server_stub import catalog
+from server_stub import catalog, reconcile
 from tests.server_stub.conftest import free_port, kiosk_server_argv, run_cli, wait_healthy
 from tests.server_stub.kiosk_fake import FakeKiosk
 
 RECON_KEYS = {"count", "gross_paise", "fee_paise", "commission_paise", "voids", "late_syncs", "gaps", "forks"}
 
 
-def ok(db: str, *args: str) -> str:
-    proc = run_cli(db, *args)
+def ok(db: str, *args: str, cwd: Path | None = None) -> str:
+    proc = run_cli(db, *args, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 def test_init_add_serve_enroll_push_reconcile(db_url: str, tmp_path: Path) -> None:
-    ok(db_url, "init")
-    assert "up to date" in ok(db_url, "init")  # idempotent
+    ok(db_url, "init", cwd=tmp_path)  # PostgreSQL: the key files go to ./server-data/keys
+    assert "up to date" in ok(db_url, "init", cwd=tmp_path)  # idempotent
     lsp = json.loads(ok(db_url, "lsp", "add", "--name", "Acme Services", "--json"))
     assert set(lsp) == {"lsp_id", "api_key"}
     kiosk = json.loads(ok(db_url, "kiosk", "add", "--lsp", lsp["lsp_id"], "--name", "Shop 1", "--json"))
@@ -45,7 +45,7 @@ def test_init_add_serve_enroll_push_reconcile(db_url: str, tmp_path: Path) -> No
         assert fake.enroll(kiosk["enrollment_code"])["kiosk_code"] == kiosk["kiosk_code"]
         recs = fake.make_records(3)
         assert [a["status"] for a in fake.push(recs).json()["acks"]] == ["accepted"] * 3
-        day = "2026-09-21"  # kiosk_fake's records are made on this IST day
+        day = reconcile.day_of(recs[0]["created_at"], "Asia/Kolkata")
         http = requests.get(
             f"{url}/v1/reconciliation",
             params={"date": day},
@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "init" in _bad(db, "lsp", "add", "--name", "X")  # not set up yet
     ok(db, "init")
     assert "--name" in _bad(db, "lsp", "add")
-    assert "LSP9999" in _bad(db, "kiosk", "add", "--lsp", "LSP9999", "--name", "K")
+    assert "no such LSP" in _bad(db, "kiosk", "add", "--lsp", "LSP9999", "--name", "K")
     lsp = json.loads(ok(db, "lsp", "add", "--name", "A", "--json"))["lsp_id"]
     assert "YYYY-MM-DD" in _bad(db, "reconcile", "--lsp", lsp, "--date", "21-09-2026")
     _bad(db, "reconcile", "--lsp", lsp, "--date", "2026-09-21", "--format", "xml")

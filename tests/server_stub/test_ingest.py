@@ -182,7 +182,8 @@ def test_void_and_token_status(server: Harness) -> None:
     assert st["status"] == "voided" and st["service"] == "ELEC_BILL"
     void2 = fake.make_record(kind="void", voids_seq=1, reason="again", token=sale["token"])
     assert fake.push([void2]).json()["acks"][0]["reason"] == "bad_void"
-    assert fake.call("GET", "/v1/tokens/00000000000").json()["status"] == "unknown"
+    unknown = token_for_serial(9_999_999_998)  # well formed, never issued
+    assert fake.call("GET", f"/v1/tokens/{unknown}").json()["status"] == "unknown"
 
 
 def test_leases_heartbeat_and_catalog(server: Harness) -> None:

@@ -19,6 +19,7 @@ from tests.server_stub.kiosk_fake import FakeKiosk
 THREADS = 8
 BLOCKS = 10_000
 PER_CALL = 16
+NO_CAP = 10**7  # these tests hammer the serial space on purpose: no per-device cap
 
 
 def _hammer(base_url: str, fakes: list[FakeKiosk]) -> list[tuple[int, int, str]]:
@@ -47,7 +48,7 @@ def _assert_disjoint(blocks: list[tuple[int, int, str]], block_size: int) -> Non
 
 
 def test_concurrent_leases_never_overlap(start_server) -> None:  # type: ignore[no-untyped-def]
-    h: Harness = start_server(rate_per_s=0, block_size=100)
+    h: Harness = start_server(rate_per_s=0, block_size=100, lease_cap_min=NO_CAP, lease_cap_max=NO_CAP)
     lsp = h.lsp().lsp_id
     fakes = [h.enrolled(lsp) for _ in range(THREADS)]
     got = _hammer(h.url, fakes)
@@ -57,6 +58,14 @@ def test_concurrent_leases_never_overlap(start_server) -> None:  # type: ignore[
     assert len(stored) == len(got) + THREADS * h.config.initial_blocks
     assert set(got) <= set(stored)
     _assert_disjoint(stored, 100)
+
+
+def _serve_argv(db_url: str, port: int) -> list[str]:
+    flags = {"--port": port, "--workers": 2, "--rate-limit": 0, "--block-size": 100}
+    flags |= {"--lease-cap-min": NO_CAP, "--lease-cap-max": NO_CAP, "--log-level": "warning"}
+    return kiosk_server_argv(
+        db_url, "serve", "--host", "127.0.0.1", *(str(x) for kv in flags.items() for x in kv)
+    )
 
 
 @PG_SKIP
@@ -76,26 +85,7 @@ def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
                 admin.create_kiosk(conn, lsp, f"k{i}", int(time.time() * 1000), 1).enrollment_code
                 for i in range(THREADS)
             ]
-        proc = subprocess.Popen(
-            kiosk_server_argv(
-                db_url,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--rate-limit",
-                "0",
-                "--block-size",
-                "100",
-                "--log-level",
-                "warning",
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = subprocess.Popen(_serve_argv(db_url, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, 60, proc)
         fakes = []
