@@ -21,7 +21,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from server_stub.db import rate_windows, upsert, write
+from server_stub.db import rate_windows, read, upsert, write
 from server_stub.errors import RateLimited
 
 ENROLL_FAILURES = "enroll-failures"
@@ -46,7 +46,7 @@ class DatabaseCounter:
 
     def add(self, key: str, window_s: int, now: float, n: int = 1) -> int:
         start = int(now) // window_s * window_s
-        with write(self.engine) as conn:
+        with write(self.engine) if n else read(self.engine) as conn:
             if n:
                 same_window = rate_windows.c.window_start == start
                 upsert(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -126,3 +127,106 @@ def test_default_database_is_under_server_data(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["reconcile", "--help"]])
 def test_help(args: list[str], tmp_path: Path) -> None:
     assert "Usage" in ok(f"sqlite:///{tmp_path / 's.db'}", *args)
+
+
+def _catalog_file(tmp_path: Path, name: str, **change: Any) -> str:
+    doc = json.loads(catalog.bundled_catalog_text())
+    doc.update(change)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return str(path)
+
+
+def test_catalog_load_refuses_empty_or_dropping_catalogs_and_prints_the_diff(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    ok(db, "init")
+    assert "no services" in _bad(
+        db, "catalog", "load", _catalog_file(tmp_path, "empty.json", version=9, services=[])
+    )
+    services = json.loads(catalog.bundled_catalog_text())["services"]
+    kept = [s for s in services if s["code"] != "AEPS"]
+    kept[0] = {**kept[0], "fee_paise": kept[0]["fee_paise"] + 500}
+    dropping = _catalog_file(tmp_path, "drop.json", version=2, services=kept)
+    refused = _bad(db, "catalog", "load", dropping)
+    assert "AEPS" in refused and "--allow-removal" in refused
+    from server_stub.db import make_engine
+
+    with make_engine(db).connect() as conn:
+        assert catalog.latest_version(conn) == 1  # nothing written
+    diff = json.loads(ok(db, "catalog", "load", dropping, "--allow-removal", "--json"))
+    assert (
+        diff["version"] == 2 and diff["previous"] == 1 and diff["removed"] == ["AEPS"] and diff["added"] == []
+    )
+    code, fee = kept[0]["code"], kept[0]["fee_paise"]
+    assert diff["fee_changed"] == {code: {"from_paise": fee - 500, "to_paise": fee}}
+    added = [*kept, {**services[0], "code": "NEW_SVC"}]
+    text = ok(db, "catalog", "load", _catalog_file(tmp_path, "v3.json", version=3, services=added))
+    assert "added:       NEW_SVC" in text and "removed:     -" in text
+
+
+def test_admin_lists_rotate_and_reinstate(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    ok(db, "init")
+    a = json.loads(ok(db, "lsp", "add", "--name", "Alpha", "--json"))
+    assert "already exists" in _bad(db, "lsp", "add", "--name", "  alpha ")  # names are unique
+    b = json.loads(ok(db, "lsp", "add", "--name", "Beta", "--json"))
+    k1 = json.loads(ok(db, "kiosk", "add", "--lsp", a["lsp_id"], "--name", "Shop A", "--json"))
+    ok(db, "kiosk", "add", "--lsp", b["lsp_id"], "--name", "Shop B")
+    lsps = json.loads(ok(db, "lsp", "list", "--json"))
+    assert [(x["lsp_id"], x["name"], x["kiosks"]) for x in lsps] == [
+        (a["lsp_id"], "Alpha", 1),
+        (b["lsp_id"], "Beta", 1),
+    ]
+    assert "Alpha" in ok(db, "lsp", "list")
+    mine = json.loads(ok(db, "kiosk", "list", "--lsp", a["lsp_id"], "--json"))
+    assert [k["kiosk_code"] for k in mine] == [k1["kiosk_code"]] and mine[0]["enrolled_at"] is None
+    assert len(json.loads(ok(db, "kiosk", "list", "--json"))) == 2
+    rotated = json.loads(ok(db, "lsp", "rotate-key", a["lsp_id"], "--json"))
+    assert rotated["lsp_id"] == a["lsp_id"] and rotated["api_key"] != a["api_key"]
+    from server_stub.auth import authenticate_lsp
+    from server_stub.db import make_engine
+    from server_stub.errors import Unauthorized
+
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        assert authenticate_lsp(conn, f"Bearer {rotated['api_key']}") == a["lsp_id"]
+        with pytest.raises(Unauthorized):
+            authenticate_lsp(conn, f"Bearer {a['api_key']}")  # the old key stops working
+    _enroll_one(engine, k1["kiosk_code"])
+    devices = json.loads(ok(db, "device", "list", "--json"))
+    assert [(d["kiosk_code"], d["lsp_id"], d["revoked_at"]) for d in devices] == [
+        (k1["kiosk_code"], a["lsp_id"], None)
+    ]
+    assert json.loads(ok(db, "device", "revoke", k1["kiosk_code"], "--json")) == {
+        "revoked": [devices[0]["device_id"]]
+    }
+    assert json.loads(ok(db, "device", "list", "--lsp", a["lsp_id"], "--json"))[0]["revoked_at"] is not None
+    back = json.loads(ok(db, "device", "reinstate", devices[0]["device_id"], "--json"))
+    assert back == {"reinstated": [devices[0]["device_id"]]}
+    assert (
+        json.loads(ok(db, "device", "list", "--kiosk", k1["kiosk_code"], "--json"))[0]["revoked_at"] is None
+    )
+    assert json.loads(ok(db, "device", "list", "--lsp", b["lsp_id"], "--json")) == []
+    _bad(db, "device", "reinstate", "nobody")
+    _bad(db, "lsp", "rotate-key", "LSP9999")
+    engine.dispose()
+
+
+def _enroll_one(engine: Any, kiosk_code: str) -> None:
+    """A device row for the kiosk, as enrollment writes it."""
+    import uuid
+
+    from server_stub.db import devices
+
+    with engine.begin() as conn:
+        device_id = str(uuid.uuid4())
+        conn.execute(
+            devices.insert().values(
+                device_id=device_id,
+                kiosk_code=kiosk_code,
+                public_key="A" * 43 + "=",
+                enrolled_at=1,
+                head_seq=0,
+                head_hash="0" * 64,
+            )
+        )

@@ -110,3 +110,36 @@ def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
         engine.dispose()
         with pytest.raises(StopIteration):
             next(gen)  # drops the schema
+
+
+def test_a_lease_loop_stops_at_the_cap(start_server) -> None:  # type: ignore[no-untyped-def]
+    """A device asking for blocks in a loop gets no more than its cap of unused serials, then a
+    clear 409; once its tokens are used (records synced) it may ask again."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()
+    statuses = []
+    for _ in range(50):  # far more than the cap allows
+        resp = fake.call("POST", "/v1/leases", {"count": 16})
+        statuses.append(resp.status_code)
+        if resp.status_code != 200:
+            break
+        fake.add_leases(resp.json()["leases"])
+    assert statuses[-1] == 409 and len(statuses) <= 3, statuses
+    assert resp.json()["error"] == "lease_cap_reached"
+    held = sum(x["end_serial"] - x["start_serial"] for x in fake.leases)
+    assert held == 10_000  # 2 blocks at enrollment, then up to the cap, never beyond
+    recs = fake.make_records(1000)  # a busy day: 1,000 tokens used
+    for i in range(0, 1000, 500):
+        assert {a["status"] for a in fake.push(recs[i : i + 500]).json()["acks"]} == {"accepted"}
+    assert len(fake.lease(1)) == 1  # room again
+
+
+def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
+    fake = server.enrolled()
+    first = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0001-aaaa"}).json()["leases"]
+    again = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0001-aaaa"}).json()["leases"]
+    other = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0002-bbbb"}).json()["leases"]
+    assert again == first and len(first) == 2
+    assert {x["lease_id"] for x in other}.isdisjoint(x["lease_id"] for x in first)
+    with server.engine.connect() as conn:
+        assert len(conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()) == 2 + 4

@@ -184,3 +184,45 @@ def test_reconciliation_http_and_cli_agree(server: Harness) -> None:
     doc = server.lsp_get(lsp1.api_key, "/v1/reconciliation", params={"date": "2026-09-21"}).json()
     row = {k["kiosk_code"]: k for k in doc["kiosks"]}[a.kiosk_code]
     assert row["gaps"] == 0 and row["count"] == 8
+
+
+def test_csv_cells_are_spreadsheet_safe_and_money_is_in_rupees(server: Harness) -> None:
+    lsp = server.lsp('=HYPERLINK("http://evil")')
+    names = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "Plain shop"]
+    for name in names:
+        server.kiosk(lsp.lsp_id, name=name)
+    fake = server.enrolled(lsp.lsp_id)  # one more kiosk, with a sale of Rs 1,500.00
+    sale = fake.make_record(amount_paise=150_000)
+    assert fake.push([sale]).json()["acks"][0]["status"] == "accepted"
+    from server_stub.reconcile import day_of
+
+    day = day_of(sale["created_at"], "Asia/Kolkata")
+    text = server.lsp_get(lsp.api_key, "/v1/reconciliation", params={"date": day, "format": "csv"}).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) >= {"'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "Plain shop"}
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r.values())
+    total = rows[-1]
+    assert total["gross_rs"] == "1500.00" and total["fee_rs"] == "10.00" and total["commission_rs"] == "7.50"
+    doc = server.lsp_get(lsp.api_key, "/v1/reconciliation", params={"date": day}).json()
+    assert doc["totals"]["gross_paise"] == 150_000  # JSON keeps paise
+    assert {k["name"] for k in doc["kiosks"]} >= set(names)  # and the names as they are
+
+
+def test_one_helper_makes_every_cell_safe() -> None:
+    from decimal import Decimal
+
+    from server_stub.sheets import rupees, safe_cell
+
+    assert [safe_cell(x) for x in ("=1", "+1", "-1", "@x", "\tx", "\rx", "ok", "")] == [
+        "'=1",
+        "'+1",
+        "'-1",
+        "'@x",
+        "'\tx",
+        "'\rx",
+        "ok",
+        "",
+    ]
+    assert safe_cell(Decimal("-12.50")) == Decimal("-12.50") and safe_cell(-3) == -3  # numbers stay numbers
+    assert str(rupees(-1250)) == "-12.50" and str(rupees(5)) == "0.05"
