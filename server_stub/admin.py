@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from server_stub import catalog
 from server_stub.config import default_keys_dir
-from server_stub.db import devices, kiosks, lsps, migrate, serial_counter, write
+from server_stub.db import devices, kiosks, lsps, migrate, serial_counter, warn_if_open, write
 from server_stub.errors import BadRequest, Conflict, NotFound
 from server_stub.keys import KeySource, ensure_keys
 
@@ -61,6 +61,7 @@ def init_server(engine: Engine, now_ms: int, keys_dir: Path | None = None) -> bo
     """Migrate, create (or check) the server keys, the serial space and catalog version 1.
     True on first run. ``keys_dir`` defaults to :func:`server_stub.config.default_keys_dir`."""
     folder = keys_dir or default_keys_dir(engine.url.render_as_string(hide_password=False))
+    warn_if_open(engine)
     migrate(engine, folder)
     with write(engine) as conn:
         created = ensure_keys(conn, KeySource.at(folder), now_ms)

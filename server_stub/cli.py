@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,14 +46,20 @@ def _when(ms: int | None, tz: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M IST")
 
 
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def _show(
+    rows: Sequence[Any], as_json: bool, headers: Sequence[str], cells: Callable[[Any], Sequence[object]]
+) -> None:
+    """Rows as JSON, or as a table (names escaped: a name is data, not markup)."""
+    if as_json:
+        click.echo(json.dumps(fleet.as_json(list(rows))))
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(*headers)
     for row in rows:
-        table.add_row(*(escape(str(c)) for c in row))
+        table.add_row(*(escape(str(c)) for c in cells(row)))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
@@ -148,13 +154,12 @@ def _print_key(new: admin.NewLsp, as_json: bool) -> None:
 def lsp_list(obj: Ctx, as_json: bool) -> None:
     with read(obj.engine()) as conn:
         rows = fleet.list_lsps(conn, actor=_actor())
-    if as_json:
-        click.echo(json.dumps(fleet.as_json(rows)))
-        return
     tz = obj.config.timezone
-    _print_table(
+    _show(
+        rows,
+        as_json,
         ["LSP", "Name", "Created", "Kiosks", "Devices"],
-        [(r.lsp_id, r.name, _when(r.created_at, tz), r.kiosks, r.devices) for r in rows],
+        lambda r: (r.lsp_id, r.name, _when(r.created_at, tz), r.kiosks, r.devices),
     )
 
 
@@ -220,23 +225,19 @@ def kiosk_add(obj: Ctx, lsp_id: str, name: str, expires_hours: int | None, as_js
 def kiosk_list(obj: Ctx, lsp_id: str | None, as_json: bool) -> None:
     with read(obj.engine()) as conn:
         rows = fleet.list_kiosks(conn, lsp_id, actor=_actor())
-    if as_json:
-        click.echo(json.dumps(fleet.as_json(rows)))
-        return
     tz = obj.config.timezone
-    _print_table(
+    _show(
+        rows,
+        as_json,
         ["K-code", "LSP", "Name", "Enrolled", "Code expires", "Devices"],
-        [
-            (
-                r.kiosk_code,
-                r.lsp_id,
-                r.name,
-                _when(r.enrolled_at, tz),
-                _when(r.enrollment_expires_at, tz),
-                r.devices,
-            )
-            for r in rows
-        ],
+        lambda r: (
+            r.kiosk_code,
+            r.lsp_id,
+            r.name,
+            _when(r.enrolled_at, tz),
+            _when(r.enrollment_expires_at, tz),
+            r.devices,
+        ),
     )
 
 
@@ -253,25 +254,21 @@ def device() -> None:
 def device_list(obj: Ctx, lsp_id: str | None, kiosk_code: str | None, as_json: bool) -> None:
     with read(obj.engine()) as conn:
         rows = fleet.list_devices(conn, lsp_id, kiosk_code, actor=_actor())
-    if as_json:
-        click.echo(json.dumps(fleet.as_json(rows)))
-        return
     tz = obj.config.timezone
-    _print_table(
+    _show(
+        rows,
+        as_json,
         ["Device", "K-code", "LSP", "Enrolled", "Revoked", "Flagged", "Head", "Heartbeat"],
-        [
-            (
-                r.device_id,
-                r.kiosk_code,
-                r.lsp_id,
-                _when(r.enrolled_at, tz),
-                _when(r.revoked_at, tz),
-                r.flag_reason or "-",
-                r.head_seq,
-                _when(r.last_heartbeat_at, tz),
-            )
-            for r in rows
-        ],
+        lambda r: (
+            r.device_id,
+            r.kiosk_code,
+            r.lsp_id,
+            _when(r.enrolled_at, tz),
+            _when(r.revoked_at, tz),
+            r.flag_reason or "-",
+            r.head_seq,
+            _when(r.last_heartbeat_at, tz),
+        ),
     )
 
 

@@ -265,11 +265,20 @@ def _private_file(path: Path) -> None:
 
 
 def private_dir(folder: Path) -> None:
-    """Create ``folder`` 0700; an existing folder that others can read is reported, not changed."""
+    """Create ``folder`` 0700 if missing (an existing one is left as it is: see :func:`warn_if_open`)."""
     if not folder.exists():
         folder.mkdir(parents=True, mode=0o700)
         os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-    elif stat.S_IMODE(folder.stat().st_mode) & 0o077:
+
+
+def warn_if_open(engine: Engine) -> None:
+    """Log a warning when the folder of a SQLite database can be read by other users (it may be a
+    folder of the operator's choosing, so it is reported, not changed)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    folder = Path(database).parent
+    if folder.exists() and stat.S_IMODE(folder.stat().st_mode) & 0o077:
         log.warning("%s can be read by other users; make it 0700 (chmod 700)", folder)
 
 
