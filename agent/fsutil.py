@@ -1,8 +1,11 @@
-"""Durable file writes: temp file in the same folder, fsync, ``os.replace``, fsync the folder."""
+"""Durable file writes: temp file in the same folder, fsync, ``os.replace``, fsync the folder.
+And private places: the data dir and its logs folder are 0700, the files in them 0600, made so and
+tightened when found looser (:func:`private_dir`, :func:`private_file`; POSIX only)."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -39,4 +42,38 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
-__all__ = ["atomic_write", "fsync_dir", "fsync_file"]
+def _looser(path: Path, allowed: int) -> bool:
+    return os.name == "posix" and bool(stat.S_IMODE(path.stat().st_mode) & ~allowed)
+
+
+def private_dir(folder: Path) -> bool:
+    """Make ``folder`` (and its parents) with ``folder`` itself 0700; tighten it if others may read it.
+    True when an existing folder was tightened (the caller warns)."""
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        if os.name == "posix":
+            os.chmod(folder, 0o700)  # mkdir's mode passes through the umask
+        return False
+    if _looser(folder, 0o700):
+        os.chmod(folder, 0o700)
+        return True
+    return False
+
+
+def private_file(path: Path) -> bool:
+    """Tighten an existing ``path`` to 0600 if looser; True when it was (the caller warns)."""
+    try:
+        if _looser(path, 0o600):
+            os.chmod(path, 0o600)
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def create_private(path: Path) -> None:
+    """Create an empty ``path`` 0600 (for a file another library then opens and fills)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+
+
+__all__ = ["atomic_write", "create_private", "fsync_dir", "fsync_file", "private_dir", "private_file"]

@@ -17,7 +17,8 @@ def parse_rupees(text: str, *, limit_paise: int | None = None) -> int:
     if s.startswith("-"):
         raise InvalidInput("amount cannot be negative")
     if not s.isascii() or not _RUPEES.match(s):
-        raise InvalidInput(f"amount '{text[:20]}' is not rupees like 150 or 150.50 (at most 2 decimals)")
+        # Never repeat what was typed: it may be a citizen's number keyed into the wrong box.
+        raise InvalidInput("the amount is not rupees like 150 or 150.50 (digits, at most 2 decimals)")
     paise = int(Decimal(s) * 100)
     if limit_paise is not None and paise > limit_paise:
         raise InvalidInput(f"amount is above this service's limit of Rs {format_rupees(limit_paise)}")

@@ -65,7 +65,7 @@ def parse_field_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not sep or not name:
             raise InvalidInput("each --field must look like NAME=VALUE")
         if name in out:
-            raise InvalidInput(f"field '{name}' given twice")
+            raise InvalidInput("a field is given twice")
         out[name] = value
     return out
 

@@ -37,7 +37,9 @@ from sync.wire.canonical import canonical_json, genesis_hash, public_key_b64, re
 from sync.wire.signing import sign_request  # noqa: E402
 from sync.wire.tokens import provisional_token, token_for_serial  # noqa: E402
 
-BASE_TIME_MS = 1_790_000_000_000
+# Records are made from now on, 1 ms apart: the server refuses a leased token used before its
+# device enrolled, or a record made further ahead of its arrival than its margin.
+BASE_TIME_MS = int(time.time() * 1000)
 # The agent's defaults ([sync] batch_max_records, batch_max_bytes; the client compresses over 512 B).
 AGENT_BATCH_RECORDS = 500
 AGENT_BATCH_BYTES = 262_144
@@ -153,7 +155,7 @@ class SimKiosk:
                 "seq": seq,
                 "txn_id": str(uuid.uuid4()),
                 "kind": "sale",
-                "created_at": BASE_TIME_MS + seq * 1000,
+                "created_at": BASE_TIME_MS + seq,
                 "operator": "op1",
                 "service": "ELEC_BILL",
                 "amount_paise": 150_000 + seq,

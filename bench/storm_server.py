@@ -246,10 +246,12 @@ def serve(
         db_url = stack.enter_context(database(db, tmp))
         engine = make_engine(db_url)
         stack.callback(engine.dispose)
-        admin.init_server(engine, _now_ms())
+        keys_dir = tmp / "keys"  # the server's key files (for PostgreSQL too): with the run, not in the cwd
+        admin.init_server(engine, _now_ms(), keys_dir)
         with engine.begin() as conn:
             lsp_id = admin.create_lsp(conn, "storm", _now_ms()).lsp_id
-        args = ["serve", "--host", "127.0.0.1", "--workers", str(workers), "--log-level", "warning"]
+        args = ["--keys-dir", str(keys_dir), "serve", "--host", "127.0.0.1", "--workers", str(workers)]
+        args += ["--log-level", "warning"]
         if rate_limit is not None:
             args += ["--rate-limit", str(rate_limit)]
         log = tmp / "server.log"

@@ -1,18 +1,25 @@
-"""What the DOIT&C operator does from the CLI: set up, add LSPs and kiosks, revoke devices."""
+"""What the DOIT&C operator does: set up, LSPs (add, list, rotate a key), kiosks (add, list),
+devices (list, revoke, reinstate). The CLI is a thin layer over these functions, and a console
+can be another: every function that acts takes the acting person (:class:`Actor`).
+
+LSP names are unique (ignoring case). Messages never repeat what was typed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub import catalog
-from server_stub.db import devices, kiosks, lsps, migrate, serial_counter
-from server_stub.errors import BadRequest, NotFound
-from server_stub.keys import ensure_keys
+from server_stub.config import default_keys_dir
+from server_stub.db import devices, kiosks, lsps, migrate, serial_counter, warn_if_open, write
+from server_stub.errors import BadRequest, Conflict, NotFound
+from server_stub.keys import KeySource, ensure_keys
 
 FIRST_SERIAL = 1
 _ENROLL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -24,6 +31,17 @@ def sha256_hex(text: str) -> str:
 
 def normalise_enrollment_code(code: str) -> str:
     return code.replace("-", "").replace(" ", "").upper()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does an admin action (the CLI passes the OS user; a console will pass its user)."""
+
+    name: str
+    role: str = "doitc_admin"
+
+
+CLI = Actor("cli")
 
 
 @dataclass(frozen=True)
@@ -39,11 +57,14 @@ class NewKiosk:
     expires_at_ms: int
 
 
-def init_server(engine: Engine, now_ms: int) -> bool:
-    """Migrate, create the server keys, the serial space and catalog version 1. True on first run."""
-    migrate(engine)
-    with engine.begin() as conn:
-        created = ensure_keys(conn, now_ms)
+def init_server(engine: Engine, now_ms: int, keys_dir: Path | None = None) -> bool:
+    """Migrate, create (or check) the server keys, the serial space and catalog version 1.
+    True on first run. ``keys_dir`` defaults to :func:`server_stub.config.default_keys_dir`."""
+    folder = keys_dir or default_keys_dir(engine.url.render_as_string(hide_password=False))
+    warn_if_open(engine)
+    migrate(engine, folder)
+    with write(engine) as conn:
+        created = ensure_keys(conn, KeySource.at(folder), now_ms)
         if conn.execute(sa.select(serial_counter.c.id)).first() is None:
             conn.execute(serial_counter.insert().values(id=1, next_serial=FIRST_SERIAL))
         if catalog.latest_version(conn) == 0:
@@ -58,8 +79,15 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def create_lsp(conn: Connection, name: str, now_ms: int) -> NewLsp:
+def _lsp_named(conn: Connection, name: str) -> str | None:
+    return conn.execute(sa.select(lsps.c.lsp_id).where(sa.func.lower(lsps.c.name) == name.lower())).scalar()
+
+
+def create_lsp(conn: Connection, name: str, now_ms: int, *, actor: Actor = CLI) -> NewLsp:
     name = _clean_name(name)
+    taken = _lsp_named(conn, name)
+    if taken is not None:
+        raise Conflict(f"an LSP with that name already exists ({taken})", code="lsp_name_taken")
     api_key = "lsk_" + secrets.token_urlsafe(32)
     row_id = conn.execute(
         lsps.insert().values(name=name, api_key_hash=sha256_hex(api_key), created_at=now_ms)
@@ -73,10 +101,21 @@ def lsp_exists(conn: Connection, lsp_id: str) -> bool:
     return conn.execute(sa.select(lsps.c.id).where(lsps.c.lsp_id == lsp_id)).first() is not None
 
 
-def create_kiosk(conn: Connection, lsp_id: str, name: str, now_ms: int, ttl_hours: int) -> NewKiosk:
+def rotate_lsp_key(conn: Connection, lsp_id: str, now_ms: int, *, actor: Actor = CLI) -> NewLsp:
+    """A new API key for the LSP (printed once); the old one stops working at once."""
+    api_key = "lsk_" + secrets.token_urlsafe(32)
+    done = conn.execute(lsps.update().where(lsps.c.lsp_id == lsp_id).values(api_key_hash=sha256_hex(api_key)))
+    if done.rowcount != 1:
+        raise NotFound("no such LSP; see `kiosk-server lsp list`", code="unknown_lsp")
+    return NewLsp(lsp_id, api_key)
+
+
+def create_kiosk(
+    conn: Connection, lsp_id: str, name: str, now_ms: int, ttl_hours: int, *, actor: Actor = CLI
+) -> NewKiosk:
     name = _clean_name(name)
     if not lsp_exists(conn, lsp_id):
-        raise NotFound(f"no LSP {lsp_id!r}; see `kiosk-server lsp add`", code="unknown_lsp")
+        raise NotFound("no such LSP; see `kiosk-server lsp list`", code="unknown_lsp")
     raw = "".join(secrets.choice(_ENROLL_ALPHABET) for _ in range(12))
     code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
     expires = now_ms + ttl_hours * 3600 * 1000
@@ -94,11 +133,23 @@ def create_kiosk(conn: Connection, lsp_id: str, name: str, now_ms: int, ttl_hour
     return NewKiosk(kiosk_code, code, expires)
 
 
-def revoke_device(conn: Connection, ident: str, now_ms: int) -> list[str]:
-    """Revoke a device by its device id, or every device of a kiosk by its K-code."""
+def _device_ids(conn: Connection, ident: str) -> tuple[sa.ColumnElement[bool], list[str]]:
     cond = sa.or_(devices.c.device_id == ident, devices.c.kiosk_code == ident)
     found = [r.device_id for r in conn.execute(sa.select(devices.c.device_id).where(cond))]
     if not found:
-        raise NotFound(f"no device or kiosk {ident!r}", code="unknown_device")
+        raise NotFound("no such device or kiosk; see `kiosk-server device list`", code="unknown_device")
+    return cond, found
+
+
+def revoke_device(conn: Connection, ident: str, now_ms: int, *, actor: Actor = CLI) -> list[str]:
+    """Revoke a device by its device id, or every device of a kiosk by its K-code."""
+    cond, found = _device_ids(conn, ident)
     conn.execute(devices.update().where(cond, devices.c.revoked_at.is_(None)).values(revoked_at=now_ms))
+    return found
+
+
+def reinstate_device(conn: Connection, ident: str, now_ms: int, *, actor: Actor = CLI) -> list[str]:
+    """Undo a revocation (a device id, or every device of a K-code); the fork flag, if any, stays."""
+    cond, found = _device_ids(conn, ident)
+    conn.execute(devices.update().where(cond).values(revoked_at=None))
     return found

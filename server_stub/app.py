@@ -1,5 +1,8 @@
 """The HTTP API (FastAPI): the app's state, the routers of :mod:`server_stub.routes`, the error
-handlers and the body guard. Handlers are thin: authenticate, call one module, return a model."""
+handlers and the body guard. Handlers are thin: authenticate, call one module, return a model.
+
+The server's keys are loaded here, once, before the first request (:mod:`server_stub.keys`): a
+request never reads them from storage, so no handler opens a second connection for them."""
 
 from __future__ import annotations
 
@@ -15,12 +18,20 @@ from server_stub.auth import DeviceAuthenticator, RateLimiter
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.db import make_engine
+from server_stub.keys import KeySource, ServerKeys, load_keys
+from server_stub.limits import DatabaseCounter
 from server_stub.routes import ROUTERS, AppState, handlers
 
 
 def create_app(
-    config: ServerConfig, engine: Engine | None = None, clock: Callable[[], float] = time.time
+    config: ServerConfig,
+    engine: Engine | None = None,
+    clock: Callable[[], float] = time.time,
+    keys: ServerKeys | None = None,
 ) -> FastAPI:
+    """The app on ``config``; ``keys`` default to the key files / environment (ConfigError when
+    missing: run ``kiosk-server init``)."""
+    keys = keys or load_keys(KeySource.at(config.keys_path()))
     engine = engine or make_engine(config.db)
     limiter = RateLimiter(config.rate_per_s, config.rate_burst)
     app = FastAPI(
@@ -29,7 +40,12 @@ def create_app(
         description="Enrollment, token leases, signed idempotent ingest and reconciliation.",
     )
     app.state.kiosk = AppState(
-        config=config, engine=engine, clock=clock, auth=DeviceAuthenticator(config.max_skew_s, limiter)
+        config=config,
+        engine=engine,
+        clock=clock,
+        auth=DeviceAuthenticator(config.max_skew_s, limiter),
+        keys=keys,
+        counter=DatabaseCounter(engine),
     )
     handlers.install(app)
     for router in ROUTERS:

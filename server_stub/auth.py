@@ -38,6 +38,7 @@ class Device:
     head_hash: str
     flagged_at: int | None
     revoked_at: int | None = None
+    enrolled_at: int = 0
 
     @property
     def flagged(self) -> bool:
@@ -100,6 +101,7 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
         head_hash=row.head_hash,
         flagged_at=row.flagged_at,
         revoked_at=row.revoked_at,
+        enrolled_at=row.enrolled_at,
     )
 
 

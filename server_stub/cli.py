@@ -1,28 +1,69 @@
 """``kiosk-server``: the DOIT&C operator's command line. Thin: parse, call one function, print.
 
-Bad input prints one line on stderr and exits 2; an unreachable database exits 1.
+Bad input prints one line on stderr and exits 2; an unreachable database exits 1. Every command
+that lists or changes something takes ``--json``. No message repeats a number that may be a
+citizen's (:func:`sync.wire.redact.redact` is the last line of defence).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
 
-from server_stub import admin, catalog, reconcile
+from server_stub import admin, catalog, fleet, reconcile
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
-from server_stub.db import database_url_for_display, make_engine, schema_revision
+from server_stub.db import database_url_for_display, make_engine, read, schema_revision, write
 from server_stub.errors import ConfigError, ServerError
+from server_stub.keys import recorded_fingerprints
+from sync.wire.redact import redact
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _actor() -> admin.Actor:
+    try:
+        return admin.Actor(f"cli:{getpass.getuser()}")
+    except (KeyError, OSError):  # no user name in this environment
+        return admin.CLI
+
+
+def _when(ms: int | None, tz: str) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M IST")
+
+
+def _show(
+    rows: Sequence[Any], as_json: bool, headers: Sequence[str], cells: Callable[[Any], Sequence[object]]
+) -> None:
+    """Rows as JSON, or as a table (names escaped: a name is data, not markup)."""
+    if as_json:
+        click.echo(json.dumps(fleet.as_json(list(rows))))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*(escape(str(c)) for c in cells(row)))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 class Ctx:
@@ -51,18 +92,36 @@ class Ctx:
     help="Database URL (default sqlite:///server-data/server.db; or postgresql+psycopg://...). "
     "Env: KIOSK_SERVER_DB.",
 )
+@click.option(
+    "--keys-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder of the server's key files (default: keys/ beside the SQLite file, else "
+    "./server-data/keys). Env: KIOSK_SERVER_KEYS_DIR.",
+)
 @click.pass_context
-def cli(ctx: click.Context, db_url: str | None) -> None:
-    config = ServerConfig.from_env().replace(db=db_url)
+def cli(ctx: click.Context, db_url: str | None, keys_dir: str | None) -> None:
+    config = ServerConfig.from_env().replace(db=db_url, keys_dir=keys_dir)
     ctx.obj = Ctx(config)
 
 
-@cli.command(help="Create or upgrade the database, the server keys and catalog version 1.")
+@cli.command(
+    help="Create or upgrade the database, the server keys and catalog version 1; print the key fingerprints."
+)
+@json_option
 @click.pass_obj
-def init(obj: Ctx) -> None:
-    created = admin.init_server(obj.engine(require_schema=False), _now_ms())
+def init(obj: Ctx, as_json: bool) -> None:
+    engine = obj.engine(require_schema=False)
+    created = admin.init_server(engine, _now_ms(), obj.config.keys_path())
+    with read(engine) as conn:
+        prints = recorded_fingerprints(conn)
     where = database_url_for_display(obj.config.db)
+    if as_json:
+        click.echo(json.dumps({"database": where, "created": created, "fingerprints": prints}))
+        return
     click.echo(f"initialised {where}" if created else f"{where} is up to date")
+    click.echo(f"lease key (Ed25519): {prints['sign']}\nseal key (X25519):   {prints['seal']}")
+    click.echo(f"server fingerprint:  {prints['server']}  (give it to LSPs with each enrollment code)")
 
 
 @cli.group(help="LSPs (Local Service Providers).")
@@ -75,8 +134,12 @@ def lsp() -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"lsp_id", "api_key"}.')
 @click.pass_obj
 def lsp_add(obj: Ctx, name: str, as_json: bool) -> None:
-    with obj.engine().begin() as conn:
-        new = admin.create_lsp(conn, name, _now_ms())
+    with write(obj.engine()) as conn:
+        new = admin.create_lsp(conn, name, _now_ms(), actor=_actor())
+    _print_key(new, as_json)
+
+
+def _print_key(new: admin.NewLsp, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"lsp_id": new.lsp_id, "api_key": new.api_key}))
     else:
@@ -85,12 +148,41 @@ def lsp_add(obj: Ctx, name: str, as_json: bool) -> None:
         )
 
 
+@lsp.command("list", help="Every LSP with its number of kiosks and devices.")
+@json_option
+@click.pass_obj
+def lsp_list(obj: Ctx, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        rows = fleet.list_lsps(conn, actor=_actor())
+    tz = obj.config.timezone
+    _show(
+        rows,
+        as_json,
+        ["LSP", "Name", "Created", "Kiosks", "Devices"],
+        lambda r: (r.lsp_id, r.name, _when(r.created_at, tz), r.kiosks, r.devices),
+    )
+
+
+@lsp.command("rotate-key", help="Give the LSP a new API key (shown once); the old key stops working.")
+@click.argument("lsp_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help='Print {"lsp_id", "api_key"}.')
+@click.pass_obj
+def lsp_rotate_key(obj: Ctx, lsp_id: str, as_json: bool) -> None:
+    with write(obj.engine()) as conn:
+        new = admin.rotate_lsp_key(conn, lsp_id, _now_ms(), actor=_actor())
+    _print_key(new, as_json)
+
+
 @cli.group(help="Kiosks.")
 def kiosk() -> None:
     pass
 
 
-@kiosk.command("add", help="Add a kiosk to an LSP; prints its K-code and a one-time enrollment code.")
+@kiosk.command(
+    "add",
+    help="Add a kiosk to an LSP; prints its K-code, a one-time enrollment code and the server "
+    "fingerprint the kiosk checks when it enrolls (`kiosk-agent enroll --fingerprint`).",
+)
 @click.option("--lsp", "lsp_id", required=True, metavar="ID")
 @click.option("--name", required=True)
 @click.option(
@@ -99,27 +191,54 @@ def kiosk() -> None:
     default=None,
     help="Validity of the enrollment code (default 72).",
 )
-@click.option("--json", "as_json", is_flag=True, help='Print {"kiosk_code", "enrollment_code"}.')
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"kiosk_code", "enrollment_code", "server_fingerprint", ...}.',
+)
 @click.pass_obj
 def kiosk_add(obj: Ctx, lsp_id: str, name: str, expires_hours: int | None, as_json: bool) -> None:
     ttl = expires_hours or obj.config.enrollment_ttl_hours
-    with obj.engine().begin() as conn:
-        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl)
+    with write(obj.engine()) as conn:
+        fingerprint = recorded_fingerprints(conn)["server"]
+        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl, actor=_actor())
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "kiosk_code": new.kiosk_code,
-                    "enrollment_code": new.enrollment_code,
-                    "expires_at_ms": new.expires_at_ms,
-                }
-            )
-        )
+        doc = {
+            "kiosk_code": new.kiosk_code,
+            "enrollment_code": new.enrollment_code,
+            "expires_at_ms": new.expires_at_ms,
+            "server_fingerprint": fingerprint,
+        }
+        click.echo(json.dumps(doc))
     else:
         click.echo(
-            f"K-code:          {new.kiosk_code}\nEnrollment code: {new.enrollment_code} "
-            f"(one use, valid {ttl} h)"
+            f"K-code:             {new.kiosk_code}\nEnrollment code:    {new.enrollment_code} "
+            f"(one use, valid {ttl} h)\nServer fingerprint: {fingerprint}"
         )
+
+
+@kiosk.command("list", help="Kiosks (of one LSP with --lsp): K-code, name, enrolled, devices.")
+@click.option("--lsp", "lsp_id", default=None, metavar="ID")
+@json_option
+@click.pass_obj
+def kiosk_list(obj: Ctx, lsp_id: str | None, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        rows = fleet.list_kiosks(conn, lsp_id, actor=_actor())
+    tz = obj.config.timezone
+    _show(
+        rows,
+        as_json,
+        ["K-code", "LSP", "Name", "Enrolled", "Code expires", "Devices"],
+        lambda r: (
+            r.kiosk_code,
+            r.lsp_id,
+            r.name,
+            _when(r.enrolled_at, tz),
+            _when(r.enrollment_expires_at, tz),
+            r.devices,
+        ),
+    )
 
 
 @cli.group(help="Enrolled devices.")
@@ -127,14 +246,56 @@ def device() -> None:
     pass
 
 
+@device.command("list", help="Enrolled devices: K-code, LSP, revoked, flagged, head seq, last heartbeat.")
+@click.option("--lsp", "lsp_id", default=None, metavar="ID")
+@click.option("--kiosk", "kiosk_code", default=None, metavar="K-CODE")
+@json_option
+@click.pass_obj
+def device_list(obj: Ctx, lsp_id: str | None, kiosk_code: str | None, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        rows = fleet.list_devices(conn, lsp_id, kiosk_code, actor=_actor())
+    tz = obj.config.timezone
+    _show(
+        rows,
+        as_json,
+        ["Device", "K-code", "LSP", "Enrolled", "Revoked", "Flagged", "Head", "Heartbeat"],
+        lambda r: (
+            r.device_id,
+            r.kiosk_code,
+            r.lsp_id,
+            _when(r.enrolled_at, tz),
+            _when(r.revoked_at, tz),
+            r.flag_reason or "-",
+            r.head_seq,
+            _when(r.last_heartbeat_at, tz),
+        ),
+    )
+
+
+def _device_change(obj: Ctx, ident: str, as_json: bool, verb: str) -> None:
+    change = admin.revoke_device if verb == "revoked" else admin.reinstate_device
+    with write(obj.engine()) as conn:
+        found = change(conn, ident, _now_ms(), actor=_actor())
+    if as_json:
+        click.echo(json.dumps({verb: found}))
+    for device_id in [] if as_json else found:
+        click.echo(f"{verb} {device_id}")
+
+
 @device.command("revoke", help="Revoke a device (by device id, or all devices of a K-code).")
 @click.argument("ident", metavar="ID")
+@json_option
 @click.pass_obj
-def device_revoke(obj: Ctx, ident: str) -> None:
-    with obj.engine().begin() as conn:
-        found = admin.revoke_device(conn, ident, _now_ms())
-    for device_id in found:
-        click.echo(f"revoked {device_id}")
+def device_revoke(obj: Ctx, ident: str, as_json: bool) -> None:
+    _device_change(obj, ident, as_json, "revoked")
+
+
+@device.command("reinstate", help="Undo a revocation (by device id, or all devices of a K-code).")
+@click.argument("ident", metavar="ID")
+@json_option
+@click.pass_obj
+def device_reinstate(obj: Ctx, ident: str, as_json: bool) -> None:
+    _device_change(obj, ident, as_json, "reinstated")
 
 
 @cli.group("catalog", help="Service catalog versions.")
@@ -142,17 +303,31 @@ def catalog_group() -> None:
     pass
 
 
-@catalog_group.command("load", help="Load FILE (catalog JSON) as a new catalog version.")
+@catalog_group.command(
+    "load",
+    help="Load FILE (catalog JSON) as a new catalog version; prints what changed against the version "
+    "in force. An empty catalog is refused, and so is one that drops a service in force unless "
+    "--allow-removal.",
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--allow-removal", is_flag=True, help="Accept a catalog that drops services in force.")
+@json_option
 @click.pass_obj
-def catalog_load(obj: Ctx, file: Path) -> None:
+def catalog_load(obj: Ctx, file: Path, allow_removal: bool, as_json: bool) -> None:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {file}: {exc.__class__.__name__}") from None
-    with obj.engine().begin() as conn:
-        version = catalog.add_version(conn, text, _now_ms())
-    click.echo(f"catalog version {version} loaded")
+        raise ConfigError(f"cannot read the catalog file ({exc.__class__.__name__})") from None
+    with write(obj.engine()) as conn:
+        change = catalog.add_version(conn, text, _now_ms(), allow_removal=allow_removal)
+    if as_json:
+        click.echo(json.dumps(change.as_json()))
+        return
+    click.echo(f"catalog version {change.version} loaded (was {change.previous})")
+    click.echo(f"added:       {', '.join(change.added) or '-'}")
+    click.echo(f"removed:     {', '.join(change.removed) or '-'}")
+    fees = [f"{c} {a / 100:.2f} -> {b / 100:.2f}" for c, (a, b) in change.fee_changed.items()]
+    click.echo(f"fee changed: {'; '.join(fees) or '-'}")
 
 
 @cli.command("reconcile", help="Reconciliation of an LSP for one day (IST).")
@@ -167,9 +342,9 @@ def reconcile_cmd(
 ) -> None:
     config = obj.config.replace(sla_hours=sla_hours)
     parsed = reconcile.parse_day(day)
-    with obj.engine().connect() as conn:
+    with read(obj.engine()) as conn:
         if not admin.lsp_exists(conn, lsp_id):
-            raise ConfigError(f"no LSP {lsp_id!r}")
+            raise ConfigError("no such LSP; see `kiosk-server lsp list`")
         report = reconcile.build(conn, lsp_id, parsed, config.timezone, config.sla_hours, kiosk_code)
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
@@ -181,37 +356,77 @@ def reconcile_cmd(
         Console(width=None if sys.stdout.isatty() else 200).print(reconcile.to_table(report))
 
 
-@cli.command(help="Serve the HTTP API with uvicorn (migrates the database first).")
+# serve's settings flags: (flag, config field, type, help). Defaults are ServerConfig's.
+_SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
+    ("--block-size", "block_size", click.IntRange(1, 10**7), "Serials per lease (1000)."),
+    ("--sla-hours", "sla_hours", click.IntRange(1, 24 * 30), "Late-sync threshold (24)."),
+    (
+        "--rate-limit",
+        "rate_per_s",
+        click.FloatRange(0),
+        "Requests per second per device and worker; 0 = off (20).",
+    ),
+    (
+        "--catalog-grace-hours",
+        "catalog_grace_hours",
+        click.IntRange(0, 24 * 365),
+        "How long after a new catalog version sales may still name the one before (72).",
+    ),
+    (
+        "--future-margin-s",
+        "future_margin_s",
+        click.IntRange(1, 7 * 86400),
+        "A record made more than this ahead of its receipt is refused (3600).",
+    ),
+    (
+        "--clock-tolerance-s",
+        "clock_tolerance_s",
+        click.IntRange(1, 7 * 86400),
+        "Beyond this a record's time is counted as clock_suspect (300).",
+    ),
+    (
+        "--lease-cap-days",
+        "lease_cap_days",
+        click.IntRange(1, 3650),
+        "Unused tokens a device may hold, in days of its rate (30).",
+    ),
+    ("--lease-cap-min", "lease_cap_min", click.IntRange(1, 10**9), "... but never fewer than this (20000)."),
+    ("--lease-cap-max", "lease_cap_max", click.IntRange(1, 10**9), "... and never more than this (2000000)."),
+    (
+        "--enroll-failures-per-min",
+        "enroll_failures_per_min",
+        click.IntRange(1, 10**6),
+        "Failed enrollments per minute, all callers together, before enrollment pauses (60).",
+    ),
+    (
+        "--token-lookups-per-min",
+        "token_lookups_per_min",
+        click.IntRange(1, 10**6),
+        "Token follow-ups per device per minute (30).",
+    ),
+)
+
+
+def _settings_options(f: Any) -> Any:
+    for flag, field, kind, text in reversed(_SERVE_SETTINGS):
+        f = click.option(flag, field, type=kind, default=None, help=text)(f)
+    return f
+
+
+@cli.command(help="Serve the HTTP API with uvicorn (migrates the database and checks the keys first).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option("--block-size", type=click.IntRange(1, 10**7), default=None, help="Serials per lease (1000).")
-@click.option("--sla-hours", type=click.IntRange(1, 24 * 30), default=None, help="Late-sync threshold (24).")
-@click.option(
-    "--rate-limit",
-    "rate_per_s",
-    type=click.FloatRange(0),
-    default=None,
-    help="Requests per second per device and worker; 0 = off (20).",
-)
+@_settings_options
 @click.option(
     "--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"])
 )
 @click.pass_obj
-def serve(
-    obj: Ctx,
-    host: str,
-    port: int,
-    workers: int,
-    block_size: int | None,
-    sla_hours: int | None,
-    rate_per_s: float | None,
-    log_level: str,
-) -> None:
+def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settings: Any) -> None:
     import uvicorn
 
-    config = obj.config.replace(block_size=block_size, sla_hours=sla_hours, rate_per_s=rate_per_s)
-    admin.init_server(obj.engine(require_schema=False), _now_ms())
+    config = obj.config.replace(**settings)
+    admin.init_server(obj.engine(require_schema=False), _now_ms(), config.keys_path())
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -228,28 +443,27 @@ def serve(
         uvicorn.run("server_stub.app:create_app_from_env", factory=True, workers=workers, **common)
 
 
+def _fail(message: str, code: int) -> None:
+    click.echo(f"kiosk-server: {redact(message)}", err=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="kiosk-server", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("kiosk-server: aborted", err=True)
-        sys.exit(1)
+        _fail("aborted", 1)
     except click.UsageError as exc:
-        click.echo(f"kiosk-server: {exc.format_message()}", err=True)
-        sys.exit(2)
+        _fail(exc.format_message(), 2)
     except click.ClickException as exc:
-        click.echo(f"kiosk-server: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code if exc.exit_code else 2)
+        _fail(exc.format_message(), exc.exit_code if exc.exit_code else 2)
     except (ServerError, ConfigError) as exc:
-        click.echo(f"kiosk-server: {getattr(exc, 'message', None) or exc}", err=True)
-        sys.exit(2)
+        _fail(getattr(exc, "message", None) or str(exc), 2)
     except sa.exc.OperationalError as exc:
-        click.echo(
-            f"kiosk-server: cannot use the database ({type(exc.orig).__name__}); "
-            "check --db and that the server is running",
-            err=True,
+        _fail(
+            f"cannot use the database ({type(exc.orig).__name__}); check --db and that the server is running",
+            1,
         )
-        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from server_stub.errors import ConfigError
@@ -17,8 +18,43 @@ ENV_PREFIX = "KIOSK_SERVER_"
 ENV_CONFIG_JSON = "KIOSK_SERVER_CONFIG_JSON"
 
 
+def default_keys_dir(db_url: str) -> Path:
+    """``keys/`` beside a SQLite file, else ``./server-data/keys``."""
+    from sqlalchemy.engine.url import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db_url)
+    except ArgumentError:
+        return Path("server-data") / "keys"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / "keys"
+    return Path("server-data") / "keys"
+
+
 @dataclass(frozen=True)
 class ServerConfig:
+    """Every setting of the server, validated once.
+
+    Trust settings (see README, "What the server checks"):
+
+    - ``catalog_grace_hours``: a sale may name a catalog version for this long after the next
+      version was loaded (a kiosk that was offline pulls the new one late).
+    - ``future_margin_s``: a record made more than this ahead of the server's receive time is
+      refused (``time_implausible``), and so is one made this much before its device enrolled
+      while carrying a token only an enrolled device has. ``clock_tolerance_s``: a record made
+      more than this before the record before it, or ahead of the receive time (within the
+      margin), is accepted but counted as ``clock_suspect`` in reconciliation.
+    - Leases: a device may hold at most ``lease_cap_days`` days of its observed rate in unused
+      serials, never less than ``lease_cap_min`` and never more than ``lease_cap_max``.
+    - ``enroll_failures_per_min``: failed enrollment attempts, all callers together, per minute;
+      beyond it every enrollment answers 429 until the minute is over.
+    - ``token_lookups_per_min``: follow-up lookups per device per minute (counted in the database,
+      so every worker shares the count).
+    - ``keys_dir``: the folder of the server's key files (0700, files 0600); empty means beside the
+      SQLite file, or ``./server-data/keys`` for PostgreSQL.
+    """
+
     db: str = DEFAULT_DB_URL
     block_size: int = 1000  # serials per lease
     initial_blocks: int = 2  # leases handed out at enrollment
@@ -30,10 +66,19 @@ class ServerConfig:
     rate_per_s: float = 20.0  # per device and worker; 0 turns the limit off
     rate_burst: int = 60
     timezone: str = "Asia/Kolkata"
+    catalog_grace_hours: int = 72
+    future_margin_s: int = 3600
+    clock_tolerance_s: int = 300
+    lease_cap_days: int = 30
+    lease_cap_min: int = 20_000
+    lease_cap_max: int = 2_000_000
+    enroll_failures_per_min: int = 60
+    token_lookups_per_min: int = 30
+    keys_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.db or "://" not in self.db:
-            raise ConfigError(f"database URL {self.db!r} is not a URL (e.g. sqlite:///server-data/server.db)")
+            raise ConfigError("the database URL is not a URL (e.g. sqlite:///server-data/server.db)")
         for name in (
             "block_size",
             "initial_blocks",
@@ -42,11 +87,27 @@ class ServerConfig:
             "enrollment_ttl_hours",
             "max_body_bytes",
             "max_skew_s",
+            "future_margin_s",
+            "clock_tolerance_s",
+            "lease_cap_days",
+            "lease_cap_min",
+            "enroll_failures_per_min",
+            "token_lookups_per_min",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if self.catalog_grace_hours < 0:
+            raise ConfigError("catalog_grace_hours must be at least 0")
+        if self.lease_cap_max < self.lease_cap_min:
+            raise ConfigError("lease_cap_max must be at least lease_cap_min")
+        if self.clock_tolerance_s > self.future_margin_s:
+            raise ConfigError("clock_tolerance_s must not be above future_margin_s")
         if self.rate_per_s < 0 or self.rate_burst < 1:
             raise ConfigError("rate_per_s must be >= 0 and rate_burst >= 1")
+
+    def keys_path(self) -> Path:
+        """Where the key files live (``keys_dir``, else :func:`default_keys_dir` of the database)."""
+        return Path(self.keys_dir) if self.keys_dir else default_keys_dir(self.db)
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -72,5 +133,5 @@ class ServerConfig:
             try:
                 changes[field.name] = type(current)(raw)
             except ValueError:
-                raise ConfigError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid value") from None
+                raise ConfigError(f"{ENV_PREFIX}{field.name.upper()} is not a valid value") from None
         return base.replace(**changes)

@@ -1,15 +1,29 @@
-"""Storage: SQLAlchemy Core tables, the engine (SQLite or PostgreSQL) and migrations.
+"""Storage: SQLAlchemy Core tables, the engine (SQLite or PostgreSQL), transactions and migrations.
 
-SQLite (the default) runs in WAL mode with ``synchronous=FULL`` and every transaction
-opened with ``BEGIN IMMEDIATE`` so concurrent writers (several uvicorn workers) queue on
-the write lock instead of failing half way. PostgreSQL serialises per-device ingest with
-``SELECT ... FOR UPDATE`` on the device row and the serial space with a single-row
-``UPDATE ... RETURNING``.
+Transactions: :func:`write` for anything that writes, :func:`read` for a request that only reads.
+On SQLite (the default; WAL mode, ``synchronous=FULL``) a write transaction begins with
+``BEGIN IMMEDIATE`` so concurrent writers (several uvicorn workers) queue on the write lock
+instead of failing half way, and a read transaction with a deferred ``BEGIN``: in WAL mode it
+never waits for a writer. Never open a second connection while a write transaction is open (on
+SQLite it would wait on its own lock): load what a request needs first. A plain
+``engine.begin()`` / ``engine.connect()`` counts as a write.
+
+PostgreSQL serialises per-device ingest with ``SELECT ... FOR UPDATE`` on the device row and the
+serial space with a single-row ``UPDATE ... RETURNING``.
+
+A SQLite database file (and its -wal/-shm) is made 0600; the folder is created 0700, and a looser
+existing folder is reported in the log. The server's private keys are never stored here
+(:mod:`server_stub.keys`); ``server_public_keys`` holds their public halves so a start-up with the
+wrong key files is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,13 +34,14 @@ from sqlalchemy.engine.url import make_url
 
 from server_stub.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 metadata = sa.MetaData()
 
-server_keys = sa.Table(
-    "server_keys",
+server_public_keys = sa.Table(
+    "server_public_keys",
     metadata,
     sa.Column("name", sa.String(16), primary_key=True),  # "sign" (Ed25519) | "seal" (X25519)
-    sa.Column("private_raw", sa.LargeBinary, nullable=False),
     sa.Column("public_b64", sa.String(64), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
@@ -47,6 +62,7 @@ lsps = sa.Table(
     sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+sa.Index("uq_lsps_name", sa.func.lower(lsps.c.name), unique=True)
 
 kiosks = sa.Table(
     "kiosks",
@@ -85,6 +101,8 @@ leases = sa.Table(
     sa.Column("end_serial", sa.BigInteger, nullable=False),
     sa.Column("issued_at", sa.BigInteger, nullable=False),
     sa.Column("sig", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),  # LeaseRequest.request_id (idempotency)
+    sa.Index("ix_leases_device_request", "device_id", "request_id"),
 )
 
 records = sa.Table(
@@ -108,6 +126,8 @@ records = sa.Table(
     sa.Column("catalog_version", sa.Integer, nullable=True),
     sa.Column("sig", sa.String(128), nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),  # canonical JSON with prev_hash
+    # created_at earlier than the record before it, or ahead of the receive time (within the margin)
+    sa.Column("clock_suspect", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("device_id", "seq", name="uq_records_device_seq"),
     sa.Index("ix_records_kiosk_created", "kiosk_code", "created_at"),
 )
@@ -177,6 +197,28 @@ catalog_versions = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
+# Fixed-window counters shared by every worker (server_stub.limits): failed enrollments, lookups.
+rate_windows = sa.Table(
+    "rate_windows",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False),  # seconds since the epoch
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+# Every token follow-up answered: who asked, for what, when, and what the answer revealed.
+token_lookups = sa.Table(
+    "token_lookups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("kiosk_code", sa.String(32), nullable=False),
+    sa.Column("token", sa.String(80), nullable=False),
+    sa.Column("asked_at", sa.BigInteger, nullable=False),
+    sa.Column("revealed", sa.String(12), nullable=False),  # full | summary | none
+    sa.Index("ix_token_lookups_device_asked", "device_id", "asked_at"),
+)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -186,8 +228,58 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_READ_ONLY = "kiosk_read_only"
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    deferred = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed at the end, rolled back on error."""
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """A read transaction (deferred on SQLite: never waits for a writer). Nothing is written."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_READ_ONLY: True})
+        with conn.begin():
+            yield conn
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if missing; tighten it (and its -wal/-shm) if looser."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if stat.S_IMODE(p.stat().st_mode) & 0o077:
+                os.chmod(p, 0o600)
+        except FileNotFoundError:
+            continue
+
+
+def private_dir(folder: Path) -> None:
+    """Create ``folder`` 0700 if missing (an existing one is left as it is: see :func:`warn_if_open`)."""
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def warn_if_open(engine: Engine) -> None:
+    """Log a warning when the folder of a SQLite database can be read by other users (it may be a
+    folder of the operator's choosing, so it is reported, not changed)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    folder = Path(database).parent
+    if folder.exists() and stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        log.warning("%s can be read by other users; make it 0700 (chmod 700)", folder)
 
 
 def make_engine(url: str) -> Engine:
@@ -198,14 +290,17 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"database URL {url!r} is not valid") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+            private_dir(Path(parsed.database).parent)
+            _private_file(Path(parsed.database))
+            pool["pool_timeout"] = 10  # a file database has a queue pool; :memory: has one connection
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10)
     raise ConfigError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
@@ -213,21 +308,33 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _alembic_config(conn: Connection) -> Any:
+def _alembic_config(conn: Connection, keys_dir: Path | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("server_stub") / "migrations"))
     cfg.attributes["connection"] = conn
+    cfg.attributes["keys_dir"] = keys_dir  # migration 0002 moves keys out of the database to here
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to run on every start)."""
+def migrate(engine: Engine, keys_dir: Path | None = None) -> None:
+    """Bring the schema to the newest migration (safe to run on every start).
+
+    When a migration removed secrets (0002: the private keys), a SQLite file is rebuilt
+    (``VACUUM``) and its WAL truncated, so no copy of them is left in free pages."""
     from alembic import command
 
     with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+        cfg = _alembic_config(conn, keys_dir)
+        command.upgrade(cfg, "head")
+    if cfg.attributes.get("scrub") and engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
 
 def schema_revision(engine: Engine) -> str | None:

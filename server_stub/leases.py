@@ -4,21 +4,34 @@ The serial space is a single counter row advanced with ``UPDATE ... RETURNING`` 
 caller's transaction: on PostgreSQL the row lock, on SQLite the write lock, make the step
 atomic across threads, workers and processes, so two blocks can never overlap.
 Final tokens for provisional records come from the same counter.
+
+Bounded (:func:`grant`): a device may hold at most its cap of **unused** serials (leased to it
+and not yet seen in a record): ``lease_cap_days`` days of its observed rate (tokens the server
+received from it over the last :data:`RATE_WINDOW_DAYS` days, per day since it enrolled if that
+is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_max``. A request is
+granted the blocks that fit under the cap; one that fits none is refused with 409
+``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
+the same id from the same device gets the very same leases again (a lost answer wastes nothing).
 """
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from server_stub.db import leases, serial_counter
-from server_stub.errors import Unavailable
+from server_stub.config import ServerConfig
+from server_stub.db import devices, leases, records, serial_counter
+from server_stub.errors import Conflict, Unavailable
 from server_stub.keys import ServerKeys
-from sync.wire.protocol import Lease
+from sync.wire.protocol import Lease, LeaseRequest
 from sync.wire.signing import sign_lease
 from sync.wire.verhoeff import TOKEN_SERIAL_DIGITS
 
 SERIAL_LIMIT = 10**TOKEN_SERIAL_DIGITS  # serials are 1 .. 10**10 - 1
+RATE_WINDOW_DAYS = 14
+DAY_MS = 86_400_000
 
 
 def take_serials(conn: Connection, n: int) -> int:
@@ -38,7 +51,13 @@ def take_serials(conn: Connection, n: int) -> int:
 
 
 def allocate(
-    conn: Connection, keys: ServerKeys, device_id: str, count: int, block_size: int, now_ms: int
+    conn: Connection,
+    keys: ServerKeys,
+    device_id: str,
+    count: int,
+    block_size: int,
+    now_ms: int,
+    request_id: str | None = None,
 ) -> list[Lease]:
     """``count`` new blocks of ``block_size`` serials for ``device_id``, signed."""
     first = take_serials(conn, count * block_size)
@@ -59,6 +78,7 @@ def allocate(
                 "end_serial": x.end_serial,
                 "issued_at": now_ms,
                 "sig": x.sig,
+                "request_id": request_id,
             }
             for x in out
         ],
@@ -66,11 +86,64 @@ def allocate(
     return out
 
 
-def device_leases(conn: Connection, device_id: str) -> list[Lease]:
-    rows = conn.execute(
-        sa.select(leases).where(leases.c.device_id == device_id).order_by(leases.c.start_serial)
-    )
+def device_leases(conn: Connection, device_id: str, request_id: str | None = None) -> list[Lease]:
+    """The device's leases (only those granted to ``request_id`` when given), oldest first."""
+    query = sa.select(leases).where(leases.c.device_id == device_id)
+    if request_id is not None:
+        query = query.where(leases.c.request_id == request_id)
+    rows = conn.execute(query.order_by(leases.c.start_serial))
     return [
         Lease(lease_id=r.lease_id, start_serial=r.start_serial, end_serial=r.end_serial, sig=r.sig)
         for r in rows
     ]
+
+
+def unused_serials(conn: Connection, device_id: str) -> int:
+    """Serials leased to the device that no record the server holds has used yet."""
+    leased = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(leases.c.end_serial - leases.c.start_serial), 0)).where(
+            leases.c.device_id == device_id
+        )
+    ).scalar_one()
+    return max(0, int(leased) - _tokens_used_since(conn, device_id, None))
+
+
+def _tokens_used_since(conn: Connection, device_id: str, since_ms: int | None) -> int:
+    query = sa.select(sa.func.count()).where(
+        records.c.device_id == device_id,
+        records.c.kind == "sale",
+        records.c.token.is_not(None),
+        ~records.c.token.startswith("P"),
+    )
+    if since_ms is not None:
+        query = query.where(records.c.received_at >= since_ms)
+    return int(conn.execute(query).scalar_one())
+
+
+def cap(conn: Connection, device_id: str, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
+    """How many unused serials this device may hold now."""
+    window_start = max(enrolled_at, now_ms - RATE_WINDOW_DAYS * DAY_MS)
+    days = max(1.0, (now_ms - window_start) / DAY_MS)
+    per_day = _tokens_used_since(conn, device_id, window_start) / days
+    return min(config.lease_cap_max, max(config.lease_cap_min, math.ceil(per_day * config.lease_cap_days)))
+
+
+def grant(
+    conn: Connection, keys: ServerKeys, device_id: str, req: LeaseRequest, config: ServerConfig, now_ms: int
+) -> list[Lease]:
+    """Answer a lease request in ``conn``'s write transaction (the device row is locked first, so a
+    device's requests are answered one at a time)."""
+    lock = sa.select(devices.c.enrolled_at).where(devices.c.device_id == device_id).with_for_update()
+    enrolled_at = conn.execute(lock).scalar_one()
+    if req.request_id is not None:
+        again = device_leases(conn, device_id, req.request_id)
+        if again:
+            return again
+    room = cap(conn, device_id, enrolled_at, config, now_ms) - unused_serials(conn, device_id)
+    count = min(req.count, config.max_blocks_per_request, max(0, room) // config.block_size)
+    if count < 1:
+        raise Conflict(
+            "this device already holds as many unused tokens as it may; use them before asking for more",
+            code="lease_cap_reached",
+        )
+    return allocate(conn, keys, device_id, count, config.block_size, now_ms, req.request_id)

@@ -2,13 +2,19 @@
 
 - ``count``, ``gross_paise``, ``fee_paise``, ``commission_paise``: the day's sales; a void made
   that day reverses the voided sale's amount, fee and commission (and counts in ``voids``).
-  Commission follows the catalog version the record names (``catalog_version``), falling back to
-  the newest version for records without one; a service the catalog does not know earns nothing.
+  Fees and commission come from the **server's** catalog only, never a kiosk's numbers: the fee
+  of the service in the catalog version the record was checked against at ingest
+  (``catalog_version``; the version in force when it was made, for records without one) and the
+  commission rule of that version over the amount and that fee. A service the catalog does not
+  know earns nothing.
 - ``late_syncs``: records of the day received more than the SLA hours after creation.
 - ``gaps``: seqs the kiosk has shown (signed) that it holds but the server still lacks.
 - ``forks``: quarantined fork records of the day.
 - ``rejected``: records of the day the server refused for a business rule (token not leased,
-  used twice, bad void): kept in quarantine, not counted in the money columns.
+  used twice, bad void, a fee, service, limit or time the server's data contradicts): kept in
+  quarantine, not counted in the money columns.
+- ``clock_suspect``: accepted records of the day whose ``created_at`` looked wrong at ingest
+  (earlier than the record before it, or ahead of the receive time within the margin).
 - ``days_without_heartbeat``: 1 when an enrolled kiosk sent no heartbeat that day.
 """
 
@@ -28,6 +34,7 @@ from server_stub import catalog
 from server_stub.commission import commission_paise
 from server_stub.db import devices, gap_reports, heartbeat_days, kiosks, quarantine, records
 from server_stub.errors import NotFound, Unprocessable
+from server_stub.sheets import rupees, safe_cell
 from sync.wire.protocol import KioskRecon, Reconciliation, ReconRow
 
 ROW_FIELDS = (
@@ -40,18 +47,22 @@ ROW_FIELDS = (
     "gaps",
     "forks",
     "rejected",
+    "clock_suspect",
     "days_without_heartbeat",
 )
+MONEY_FIELDS = ("gross_paise", "fee_paise", "commission_paise")
+# The CSV's columns: money in rupees (two decimals), everything else as in JSON.
+CSV_FIELDS = tuple(f.replace("_paise", "_rs") for f in ROW_FIELDS)
 
 Counts = dict[str, int]  # ROW_FIELDS -> value, for one kiosk
-Rules = dict[int, dict[str, dict[str, Any]]]  # version -> service -> commission rule
+Rules = dict[int, dict[str, catalog.Terms]]  # version -> service -> fee and commission rule
 
 
 def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise Unprocessable(f"date {text!r} is not YYYY-MM-DD", code="bad_date") from None
+        raise Unprocessable("the date is not YYYY-MM-DD", code="bad_date") from None
 
 
 def day_window_ms(day: date, tz: str) -> tuple[int, int]:
@@ -64,14 +75,12 @@ def day_of(ms: int, tz: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).date().isoformat()
 
 
-def _commission(rules: Rules, version: int | None, service: str, amount: int, fee: int) -> int:
-    if not rules:
-        return 0
-    by_service = rules.get(version) if version is not None else None
-    if by_service is None:
-        by_service = rules[max(rules)]
-    rule = by_service.get(service)
-    return 0 if rule is None else commission_paise(rule, amount, fee)
+def _fee_and_commission(rules: Rules, version: int | None, service: str, amount: int) -> tuple[int, int]:
+    """The server's fee for the service in that version, and the commission on it."""
+    terms = rules.get(version, {}).get(service) if version is not None else None
+    if terms is None:
+        return 0, 0
+    return terms.fee_paise, commission_paise(terms.commission, amount, terms.fee_paise)
 
 
 @dataclass(frozen=True)
@@ -104,13 +113,13 @@ def _add_records(conn: Connection, rows: dict[str, Counts], w: _Window, rules: R
         row = rows[r.kiosk_code]
         if r.received_at - r.created_at > sla_ms:
             row["late_syncs"] += 1
+        row["clock_suspect"] += int(bool(r.clock_suspect))
         if r.kind == "sale":
+            fee, commission = _fee_and_commission(rules, r.catalog_version, r.service, r.amount_paise)
             row["count"] += 1
             row["gross_paise"] += r.amount_paise
-            row["fee_paise"] += r.fee_paise
-            row["commission_paise"] += _commission(
-                rules, r.catalog_version, r.service, r.amount_paise, r.fee_paise
-            )
+            row["fee_paise"] += fee
+            row["commission_paise"] += commission
 
 
 def _add_voids(conn: Connection, rows: dict[str, Counts], w: _Window, rules: Rules) -> None:
@@ -129,12 +138,11 @@ def _add_voids(conn: Connection, rows: dict[str, Counts], w: _Window, rules: Rul
     )
     for v in conn.execute(void_q):
         row = rows[v.kiosk_code]
+        fee, commission = _fee_and_commission(rules, v.catalog_version, v.service, v.amount_paise)
         row["voids"] += 1
         row["gross_paise"] -= v.amount_paise
-        row["fee_paise"] -= v.fee_paise
-        row["commission_paise"] -= _commission(
-            rules, v.catalog_version, v.service, v.amount_paise, v.fee_paise
-        )
+        row["fee_paise"] -= fee
+        row["commission_paise"] -= commission
 
 
 def _add_quarantine(conn: Connection, rows: dict[str, Counts], w: _Window) -> None:
@@ -200,7 +208,7 @@ def build(
     kiosk_rows = _kiosks(conn, lsp_id, kiosk_code)
     w = _Window([code for code, _name in kiosk_rows], start, end)
     rows: dict[str, Counts] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in w.codes}
-    rules = catalog.commission_rules(conn)
+    rules = catalog.terms_by_version(conn)
     _add_records(conn, rows, w, rules, sla_hours * 3600 * 1000)
     _add_voids(conn, rows, w, rules)
     _add_quarantine(conn, rows, w)
@@ -220,13 +228,19 @@ def build(
     )
 
 
+def _csv_values(r: ReconRow) -> list[object]:
+    return [rupees(getattr(r, f)) if f in MONEY_FIELDS else getattr(r, f) for f in ROW_FIELDS]
+
+
 def to_csv(report: Reconciliation) -> str:
+    """The report as CSV: money in rupees with two decimals, every cell spreadsheet-safe."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["date", "kiosk_code", "name", "flagged", *ROW_FIELDS])
-    for k in report.kiosks:
-        w.writerow([report.date, k.kiosk_code, k.name, int(k.flagged), *(getattr(k, f) for f in ROW_FIELDS)])
-    w.writerow([report.date, "TOTAL", "", "", *(getattr(report.totals, f) for f in ROW_FIELDS)])
+    w.writerow(["date", "kiosk_code", "name", "flagged", *CSV_FIELDS])
+    lines = [[report.date, k.kiosk_code, k.name, int(k.flagged), *_csv_values(k)] for k in report.kiosks]
+    lines.append([report.date, "TOTAL", "", "", *_csv_values(report.totals)])
+    for line in lines:
+        w.writerow([safe_cell(cell) for cell in line])
     return out.getvalue()
 
 
@@ -254,6 +268,7 @@ def to_table(report: Reconciliation) -> Any:
         "Gaps",
         "Forks",
         "Rejected",
+        "Clock?",
         "No heartbeat",
     ):
         t.add_column(head, justify="right")
@@ -269,10 +284,13 @@ def to_table(report: Reconciliation) -> Any:
             str(r.gaps),
             str(r.forks),
             str(r.rejected),
+            str(r.clock_suspect),
             str(r.days_without_heartbeat),
         ]
 
+    from rich.markup import escape
+
     for k in report.kiosks:
-        t.add_row(k.kiosk_code + (" (flagged)" if k.flagged else ""), k.name, *cells(k))
+        t.add_row(k.kiosk_code + (" (flagged)" if k.flagged else ""), escape(k.name), *cells(k))
     t.add_row("TOTAL", "", *cells(report.totals), style="bold")
     return t

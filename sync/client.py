@@ -136,8 +136,11 @@ class SyncClient:
             "POST", "/v1/batches", protocol.BatchResponse, {"prev_hash": prev_hash, "records": records}
         )
 
-    def leases(self, count: int) -> protocol.LeaseResponse:
-        return self._call("POST", "/v1/leases", protocol.LeaseResponse, {"count": count})
+    def leases(self, count: int, request_id: str | None = None) -> protocol.LeaseResponse:
+        body: dict[str, Any] = {"count": count}
+        if request_id is not None:
+            body["request_id"] = request_id
+        return self._call("POST", "/v1/leases", protocol.LeaseResponse, body)
 
     def catalog(self, since: int) -> protocol.CatalogResponse:
         return self._call("GET", f"/v1/catalog?since={since}", protocol.CatalogResponse)

@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -88,6 +89,7 @@ class SyncEngine:
         self.days_target = days_target
         self.min_remaining = min_remaining
         self.progress = progress
+        self._lease_ask: tuple[int, str] | None = None  # (count, request id) not yet answered
 
     # -- push -------------------------------------------------------------
     def push(self, report: SyncReport | None = None) -> SyncReport:
@@ -132,7 +134,9 @@ class SyncEngine:
         for _ in range(8):  # bounded: a few round trips at most
             if have >= want:
                 break
-            resp = self.client.leases(count)
+            resp = self._ask_leases(count)
+            if resp is None:  # the server's cap for this kiosk: enough in hand
+                break
             new = self.outbox.add_leases(resp.leases)
             if not new:
                 break
@@ -140,6 +144,22 @@ class SyncEngine:
             have = self.outbox.tokens_remaining()
             count = min(16, max(1, math.ceil((want - have) / max(resp.block_size, 1))))
         return added
+
+    def _ask_leases(self, count: int) -> protocol.LeaseResponse | None:
+        """One lease request with an idempotency key: an ask whose answer was lost is repeated
+        with the same key, so the server hands out the same blocks instead of new ones. None when
+        the server says the kiosk already holds as many unused tokens as it may."""
+        if self._lease_ask is None or self._lease_ask[0] != count:
+            self._lease_ask = (count, str(uuid.uuid4()))
+        try:
+            resp = self.client.leases(count, request_id=self._lease_ask[1])
+        except PermanentSyncError as exc:
+            if exc.code != "lease_cap_reached":
+                raise
+            self._lease_ask = None
+            return None
+        self._lease_ask = None
+        return resp
 
     def pull_catalog(self) -> bool:
         resp = self.client.catalog(self.outbox.catalog_version())

@@ -32,6 +32,16 @@ def test_every_agent_command_is_in_the_readme() -> None:
     assert not missing, f"README lacks: {missing}"
 
 
+def test_every_server_command_is_in_the_readme() -> None:
+    from server_stub.cli import cli as server_cli
+
+    section = README.split("## Central server", 1)[1]
+    # the table writes `kiosk-server [--db URL] init` for the command that takes the global options
+    text = section.replace("kiosk-server [--db URL] [--keys-dir DIR] ", "kiosk-server ")
+    missing = [c for c in _commands(server_cli, "kiosk-server") if f"`{c}" not in text]
+    assert not missing, f"README lacks: {missing}"
+
+
 def quick_start() -> list[str]:
     section = README.split("## Quick start", 1)[1]
     block = re.search(r"```(?:sh|bash)?\n(.*?)```", section, re.S)

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from agent import errors
+from sync.wire.redact import redact
 
 _STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
     errors.InvalidInput: (422, "invalid_input"),
@@ -19,7 +20,7 @@ _STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+    return JSONResponse({"error": code, "detail": redact(detail)}, status_code=status)
 
 
 def agent_error_response(exc: errors.AgentError) -> JSONResponse:

@@ -51,8 +51,8 @@ class Service:
         known = {f.name: f for f in self.fields}
         for name in given:
             if name not in known:
-                raise InvalidInput(
-                    f"service {self.code} has no field '{name}' (fields: {', '.join(known) or 'none'})"
+                raise InvalidInput(  # the name as typed is not repeated: it may be a citizen's number
+                    f"service {self.code} has no field of that name (fields: {', '.join(known) or 'none'})"
                 )
         out: dict[str, str] = {}
         for f in self.fields:
@@ -101,7 +101,7 @@ class Catalog:
         for s in self.services:
             if s.code == code:
                 return s
-        raise InvalidInput(f"unknown service '{code[:40]}'; see kiosk-agent catalog")
+        raise InvalidInput("unknown service code; see kiosk-agent catalog")
 
 
 def from_json(doc: dict[str, Any]) -> Catalog:

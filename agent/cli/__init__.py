@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 
 import click
@@ -17,6 +18,7 @@ from agent.cli.service_cmd import service
 from agent.cli.sync_cmds import enroll_cmd, sync_cmd
 from agent.cli.txn import txn
 from agent.errors import AgentError
+from sync.wire.redact import redact
 
 __all__ = ["cli", "main"]
 
@@ -79,13 +81,15 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except AgentError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {redact(exc.message)}", err=True)  # never a citizen's number, as typed
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(redact(shown.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -13,15 +13,26 @@ from agent.cli._common import State, emit, json_option, pass_state
 @click.command("enroll")
 @click.option("--server", "url", required=True, help="Central server URL, e.g. https://emitra-sync.example")
 @click.option("--code", required=True, help="One-time enrollment code from the LSP / DOIT&C.")
+@click.option(
+    "--fingerprint",
+    "expected",
+    default=None,
+    metavar="FP",
+    help="The server fingerprint given with the code (kiosk-server kiosk add prints it); the server's "
+    "keys are checked against it before anything is stored.",
+)
+@click.option("--insecure", is_flag=True, help="Allow http:// to a server on another machine.")
 @json_option
 @pass_state
-def enroll_cmd(state: State, url: str, code: str, as_json: bool) -> None:
+def enroll_cmd(
+    state: State, url: str, code: str, expected: str | None, insecure: bool, as_json: bool
+) -> None:
     """Register this kiosk with the server: K-code, server keys, first token blocks, catalog."""
     from agent import syncing
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
-        doc = syncing.enroll(state.cfg, ledger, url, code)
+        doc = syncing.enroll(state.cfg, ledger, url, code, expected_fingerprint=expected, insecure=insecure)
     emit(
         doc,
         as_json,
@@ -29,6 +40,12 @@ def enroll_cmd(state: State, url: str, code: str, as_json: bool) -> None:
             f"enrolled as {d['kiosk_code']} (LSP {d['lsp_id']}), {d['tokens_remaining']} tokens in hand"
         ),
     )
+    if not doc["fingerprint_checked"]:
+        click.echo(
+            "WARNING: the server's keys were NOT checked (no --fingerprint). Compare this fingerprint "
+            f"with the one your LSP gave you, now: {doc['server_fingerprint']}",
+            err=True,
+        )
 
 
 class _Progress:

@@ -246,7 +246,7 @@ class Ledger:
         ref = ref.strip()
         rows = readmodel.by_ref(self.conn, ref)
         if not rows:
-            raise NotFound(f"no transaction with token or id '{ref[:40]}' in this kiosk's ledger")
+            raise NotFound("no transaction with that token or id in this kiosk's ledger")
         return rows[0]
 
     def by_seq(self, seq: int) -> TxnRow:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from agent import ids
 from agent.config import Config
 from agent.errors import WrongKey
+from agent.fsutil import create_private, private_dir, private_file
 from agent.ledger import identity, keys, migrations, tokens
 from agent.ledger.db import connect
 from agent.ledger.ledger import Ledger
@@ -31,12 +32,23 @@ def _key(cfg: Config, *, create: bool) -> str:
     return keys.load_key(sec.key_source, cfg.key_file, sec.keyring_service)
 
 
+def _keep_private(cfg: Config) -> None:
+    """The data dir 0700, the ledger (and its -wal/-shm) and key file 0600: tightened if looser."""
+    paths = [cfg.ledger_path, cfg.ledger_path.with_name(cfg.ledger_path.name + "-wal"), cfg.key_file]
+    paths.append(cfg.ledger_path.with_name(cfg.ledger_path.name + "-shm"))
+    loose = [cfg.data_dir] if private_dir(cfg.data_dir) else []
+    loose += [p for p in paths if private_file(p)]
+    for path in loose:
+        log.warning("%s could be read by other users; made it private", path)
+
+
 def open_ledger(cfg: Config, now: Callable[[], int] = ids.now_ms) -> Ledger:
     """Open the existing ledger (NotInitialised / KeyUnavailable / WrongKey)."""
     from agent.errors import NotInitialised
 
     if not cfg.ledger_path.exists():
         raise NotInitialised(f"{cfg.ledger_path}: no ledger here; run kiosk-agent init")
+    _keep_private(cfg)
     try:
         return Ledger.open(cfg.ledger_path, _key(cfg, create=False), now)
     except WrongKey:
@@ -51,7 +63,7 @@ def open_ledger(cfg: Config, now: Callable[[], int] = ids.now_ms) -> Ledger:
 def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int] = ids.now_ms) -> InitResult:
     """Make the data dir, key, ledger and device identity. Run again it changes
     nothing (except adding the dev lease once if asked)."""
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cfg.data_dir)
     path = cfg.ledger_path
     created = False
     if path.exists():
@@ -69,6 +81,7 @@ def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int]
         tmp = path.with_name(path.name + ".init")
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)
+        create_private(tmp)  # 0600 from the start (SQLite gives its -wal and -shm the same mode)
         conn = connect(tmp, hex_key, create=True)
         try:
             migrations.migrate(conn)
@@ -88,6 +101,7 @@ def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int]
         created = True
         ledger = Ledger.open(path, hex_key, now)
         log.info("initialised ledger for device %s", device_id)
+    _keep_private(cfg)
     with ledger:
         added = False
         if dev_leases:

@@ -3,5 +3,6 @@
 
 from server_stub.ingest.batch import ingest_batch
 from server_stub.ingest.rules import RULES, Rule
+from server_stub.ingest.state import Trust
 
-__all__ = ["RULES", "Rule", "ingest_batch"]
+__all__ = ["RULES", "Rule", "Trust", "ingest_batch"]

@@ -33,13 +33,17 @@ from sqlalchemy.engine import Connection
 from server_stub.auth import Device
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
+from server_stub.ingest.state import Trust
 from server_stub.ingest.store import load_state, write_batch
 from sync.wire.canonical import chain_links
 from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck
 
 
-def ingest_batch(conn: Connection, device: Device, batch: BatchRequest, now_ms: int) -> BatchResponse:
-    """Answer and store ``batch`` from ``device`` (read, locked, in ``conn``'s transaction)."""
+def ingest_batch(
+    conn: Connection, device: Device, batch: BatchRequest, now_ms: int, trust: Trust | None = None
+) -> BatchResponse:
+    """Answer and store ``batch`` from ``device`` (read, locked, in ``conn``'s transaction), with
+    the server's tolerances ``trust`` (:meth:`Trust.of` the config; the defaults when None)."""
     recs = batch.records
     first = recs[0].seq
     if any(r.seq != first + i for i, r in enumerate(recs)):
@@ -47,7 +51,7 @@ def ingest_batch(conn: Connection, device: Device, batch: BatchRequest, now_ms: 
             "the records of a batch must have consecutive seqs, oldest first", code="bad_batch"
         )
     links = chain_links([r.record() for r in recs], [r.sig for r in recs], device.public_key, batch.prev_hash)
-    state = load_state(conn, device, recs, now_ms)
+    state = load_state(conn, device, recs, now_ms, trust)
     acks: list[RecordAck] = []
     for rec, link in zip(recs, links, strict=True):
         acks.append(classify(state, rec, link, acks[-1] if acks else None))

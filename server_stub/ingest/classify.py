@@ -81,10 +81,15 @@ def _pass_over(state: BatchState, rec: WireRecord, link: ChainLink, reason: Reje
 def _accept(state: BatchState, rec: WireRecord, link: ChainLink) -> RecordAck:
     final = _record_token(state, rec)
     if rec.kind == "sale":
-        state.sales[rec.seq] = Sale(token=rec.token, final_token=final)
+        state.sales[rec.seq] = Sale(rec.token, final, rec.service, rec.amount_paise, rec.fee_paise)
     elif rec.voids_seq is not None:
         state.voided.add(rec.voids_seq)
-    state.rows.records.append(record_row(state.device, rec, link, final, state.now_ms))
+    row = record_row(state.device, rec, link, final, state.now_ms)
+    if rec.kind == "sale":
+        row["catalog_version"] = state.catalog.version_for(rec)  # as checked: commission follows it
+    row["clock_suspect"] = state.clock_suspect(rec)
+    state.rows.records.append(row)
+    state.last_created_at = rec.created_at
     state.move_head(rec.seq, link.hash)
     return RecordAck(seq=rec.seq, status="accepted", final_token=final)
 

@@ -28,6 +28,7 @@ class RecordRow(TypedDict):
     catalog_version: int | None
     sig: str
     body: bytes
+    clock_suspect: bool
 
 
 class TokenRow(TypedDict):
@@ -88,6 +89,7 @@ def record_row(
         "catalog_version": rec.catalog_version,
         "sig": rec.sig,
         "body": link.body,
+        "clock_suspect": False,
     }
 
 

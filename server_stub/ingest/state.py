@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server_stub.auth import Device
+from server_stub.config import ServerConfig
 from server_stub.ingest.rows import Rows
 from sync.wire.protocol import RejectReason, WireRecord
 from sync.wire.tokens import is_provisional, token_for_serial
@@ -23,10 +24,69 @@ class StoredRecord:
 
 @dataclass(frozen=True)
 class Sale:
-    """A sale a void may name: its token, and the final token a provisional one got."""
+    """A sale a void may name: its token, the final token a provisional one got, and what the void
+    must repeat (service, amount, fee)."""
 
     token: str | None
     final_token: str | None
+    service: str
+    amount_paise: int
+    fee_paise: int
+
+    def matches(self, void: WireRecord) -> bool:
+        """A void repeats its sale's service, amount and fee (the kiosk's ledger copies them)."""
+        return (self.service, self.amount_paise, self.fee_paise) == (
+            void.service,
+            void.amount_paise,
+            void.fee_paise,
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A service as one catalog version sells it."""
+
+    fee_paise: int
+    max_amount_paise: int
+
+
+@dataclass(frozen=True)
+class CatalogFacts:
+    """Every catalog version the server holds: when it was loaded, and its services."""
+
+    loaded_at: dict[int, int] = field(default_factory=dict)  # version -> ms
+    offers: dict[int, dict[str, Offer]] = field(default_factory=dict)  # version -> code -> offer
+
+    def version_for(self, rec: WireRecord) -> int | None:
+        """The version a record names, else the one in force when it was made (else the first)."""
+        if rec.catalog_version is not None:
+            return rec.catalog_version
+        if not self.loaded_at:
+            return None
+        before = [v for v, at in self.loaded_at.items() if at <= rec.created_at]
+        return max(before) if before else min(self.loaded_at)
+
+    def replaced_at(self, version: int) -> int | None:
+        """When the next version was loaded (None while ``version`` is the newest)."""
+        later = [at for v, at in self.loaded_at.items() if v > version]
+        return min(later) if later else None
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The server's tolerances for what kiosks send (ServerConfig, in ms)."""
+
+    grace_ms: int = 72 * 3_600_000
+    margin_ms: int = 3_600_000
+    tolerance_ms: int = 300_000
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> Trust:
+        return cls(
+            config.catalog_grace_hours * 3_600_000,
+            config.future_margin_s * 1000,
+            config.clock_tolerance_s * 1000,
+        )
 
 
 @dataclass
@@ -74,12 +134,22 @@ class BatchState:
     sales: dict[int, Sale]  # sales a void of the batch may name: stored, or accepted in this batch
     known_gaps: set[int]
     finals: FinalTokens
+    catalog: CatalogFacts = field(default_factory=CatalogFacts)
+    trust: Trust = field(default_factory=Trust)
+    last_created_at: int | None = None  # of the newest accepted record (stored or in this batch)
     rows: Rows = field(default_factory=Rows)
     fork_seq: int | None = None
 
     def in_lease(self, serial: int) -> bool:
         i = bisect.bisect_right(self.lease_starts, serial) - 1
         return i >= 0 and serial < self.lease_ends[i]
+
+    def clock_suspect(self, rec: WireRecord) -> bool:
+        """Plausible but odd: made before the record before it (a clock stepped back), or ahead of
+        the receive time by more than the tolerance (but within the margin, or it was refused)."""
+        tol = self.trust.tolerance_ms
+        stepped_back = self.last_created_at is not None and rec.created_at < self.last_created_at - tol
+        return stepped_back or rec.created_at > self.now_ms + tol
 
     def move_head(self, seq: int, hash_hex: str) -> None:
         self.head_seq, self.head_hash = seq, hash_hex

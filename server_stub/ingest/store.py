@@ -3,6 +3,8 @@ and what it decided, written at the end (all in the caller's transaction)."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -10,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server_stub.auth import Device
-from server_stub.db import devices, gap_reports, leases, quarantine, records, tokens
-from server_stub.ingest.state import BatchState, FinalTokens, Sale, StoredRecord
+from server_stub.db import catalog_versions, devices, gap_reports, leases, quarantine, records, tokens
+from server_stub.ingest.state import BatchState, CatalogFacts, FinalTokens, Offer, Sale, StoredRecord, Trust
 from server_stub.leases import take_serials
 from sync.wire.protocol import RejectReason, WireRecord
 
@@ -66,8 +68,9 @@ def _void_targets(
     named = {r.voids_seq for r in recs if r.voids_seq is not None}
     if not named:
         return set(), {}
+    cols = (records.c.seq, records.c.kind, records.c.token, records.c.final_token, records.c.voids_seq)
     rows = conn.execute(
-        sa.select(records.c.seq, records.c.kind, records.c.token, records.c.final_token, records.c.voids_seq)
+        sa.select(*cols, records.c.service, records.c.amount_paise, records.c.fee_paise)
         .where(records.c.device_id == device_id)
         .where(
             sa.or_(
@@ -77,7 +80,11 @@ def _void_targets(
         )
     ).all()
     voided = {r.voids_seq for r in rows if r.kind == "void" and r.voids_seq in named}
-    sales = {r.seq: Sale(r.token, r.final_token) for r in rows if r.kind == "sale" and r.seq in named}
+    sales = {
+        r.seq: Sale(r.token, r.final_token, r.service, r.amount_paise, r.fee_paise)
+        for r in rows
+        if r.kind == "sale" and r.seq in named
+    }
     return voided, sales
 
 
@@ -90,7 +97,35 @@ def _known_gaps(conn: Connection, device_id: str, first: int, last: int) -> set[
     return {row.seq for row in rows}
 
 
-def load_state(conn: Connection, device: Device, recs: Sequence[WireRecord], now_ms: int) -> BatchState:
+@functools.lru_cache(maxsize=64)
+def _offers(body: str) -> dict[str, Offer]:
+    """A stored catalog version's services (versions never change: parsed once per process)."""
+    try:
+        services = json.loads(body)["services"]
+        return {s["code"]: Offer(int(s["fee_paise"]), int(s["max_amount_paise"])) for s in services}
+    except (ValueError, KeyError, TypeError):
+        return {}  # unreadable: every sale naming it is refused as unknown_service
+
+
+def load_catalog(conn: Connection) -> CatalogFacts:
+    rows = conn.execute(sa.select(catalog_versions)).all()
+    return CatalogFacts(
+        loaded_at={r.version: r.loaded_at for r in rows}, offers={r.version: _offers(r.body) for r in rows}
+    )
+
+
+def _last_created_at(conn: Connection, device_id: str) -> int | None:
+    return conn.execute(
+        sa.select(records.c.created_at)
+        .where(records.c.device_id == device_id)
+        .order_by(records.c.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def load_state(
+    conn: Connection, device: Device, recs: Sequence[WireRecord], now_ms: int, trust: Trust | None = None
+) -> BatchState:
     """What the server holds that the batch ``recs`` (consecutive seqs) touches."""
     did, first, last = device.device_id, recs[0].seq, recs[-1].seq
     held, passed_over = _quarantined(conn, did, first, last)
@@ -112,6 +147,9 @@ def load_state(conn: Connection, device: Device, recs: Sequence[WireRecord], now
         sales=sales,
         known_gaps=_known_gaps(conn, did, first, last),
         finals=FinalTokens(lambda n: take_serials(conn, n), pending, device.head_seq),
+        catalog=load_catalog(conn),
+        trust=trust or Trust(),
+        last_created_at=_last_created_at(conn, did),
     )
 
 

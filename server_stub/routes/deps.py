@@ -1,11 +1,11 @@
-"""What every router reads from the app: the state (config, engine, clock, keys, authenticator
-with its rate limiter) and the callers (a signed device, an LSP), as FastAPI dependencies."""
+"""What every router reads from the app: the state (config, engine, clock, keys loaded at start-up,
+authenticator with its rate limiter, shared counters) and the callers (a signed device, an LSP),
+as FastAPI dependencies."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from server_stub.auth import Device, DeviceAuthenticator, SignedCall, authenticate_lsp
 from server_stub.bodies import WIRE_DIGEST_KEY
 from server_stub.config import ServerConfig
-from server_stub.keys import ServerKeys, load_keys
+from server_stub.db import read, write
+from server_stub.keys import ServerKeys
+from server_stub.limits import WindowCounter
 from sync.wire.protocol import ErrorBody
 from sync.wire.signing import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
 
@@ -30,17 +32,11 @@ class AppState:
     engine: Engine
     clock: Callable[[], float]
     auth: DeviceAuthenticator
-    _keys: ServerKeys | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: ServerKeys
+    counter: WindowCounter
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-    def keys(self) -> ServerKeys:
-        if self._keys is None:
-            with self._lock, self.engine.connect() as conn:
-                self._keys = load_keys(conn)
-        return self._keys
 
 
 def app_state(request: Request) -> AppState:
@@ -55,21 +51,21 @@ def error_doc(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 COMMON: dict[int | str, dict[str, Any]] = {
     400: error_doc("bad request"),
     413: error_doc("body too large"),
     415: error_doc("wrong content type or encoding"),
     422: error_doc("the body or a parameter does not match the schema"),
-    503: error_doc("try again later"),
+    503: {"model": ErrorBody, "description": "busy or not ready: try again later", "headers": RETRY_AFTER},
+}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "rate limited", "headers": RETRY_AFTER}
 }
 DEVICE: dict[int | str, dict[str, Any]] = {
     **COMMON,
     401: error_doc("not signed, stale, replayed, unknown or revoked device"),
-    429: {
-        "model": ErrorBody,
-        "description": "rate limited",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-    },
+    **RATE_LIMITED,
 }
 
 # Security schemes, so OpenAPI documents the signing headers.
@@ -106,7 +102,7 @@ SignedCallDep = Annotated[SignedCall, Depends(signed_call)]
 
 def signed_device(st: StateDep, call: SignedCallDep) -> Device:
     """The device that signed the request (its nonce recorded in a transaction of its own)."""
-    with st.engine.begin() as conn:
+    with write(st.engine) as conn:
         return st.auth.authenticate(conn, call, st.clock())
 
 
@@ -137,7 +133,7 @@ def lsp_caller(
 ) -> str:
     """The LSP id of the caller's API key."""
     header = f"Bearer {credentials.credentials}" if credentials else None
-    with st.engine.connect() as conn:
+    with read(st.engine) as conn:
         return authenticate_lsp(conn, header)
 
 

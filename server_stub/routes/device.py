@@ -6,13 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from server_stub import catalog
-from server_stub.enroll import enroll
+from server_stub import catalog, enroll, tokens
+from server_stub.db import read, write
 from server_stub.heartbeat import record_heartbeat
-from server_stub.ingest import ingest_batch
-from server_stub.leases import allocate
-from server_stub.routes.deps import COMMON, DEVICE, DeviceDep, DeviceTransactionDep, StateDep, error_doc
-from server_stub.tokens import token_status
+from server_stub.ingest import Trust, ingest_batch
+from server_stub.leases import grant
+from server_stub.routes.deps import (
+    COMMON,
+    DEVICE,
+    RATE_LIMITED,
+    DeviceDep,
+    DeviceTransactionDep,
+    StateDep,
+    error_doc,
+)
 from sync.wire.protocol import (
     BatchRequest,
     BatchResponse,
@@ -34,13 +41,13 @@ router = APIRouter(tags=["device"])
     response_model=EnrollResponse,
     responses={
         **COMMON,
-        401: error_doc("invalid, used or expired code"),
+        401: error_doc("invalid, used or expired code, or a revoked device"),
         409: error_doc("device id in use"),
+        **RATE_LIMITED,
     },
 )
 def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
-    with st.engine.begin() as conn:
-        return enroll(conn, req, st.keys(), st.config, st.now_ms())
+    return enroll.attempt(st.engine, st.counter, req, st.keys, st.config, st.clock())
 
 
 @router.post(
@@ -50,25 +57,27 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     responses=DEVICE,
 )
 def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep) -> BatchResponse:
-    answer = ingest_batch(txn.conn, txn.device, req, st.now_ms())
+    answer = ingest_batch(txn.conn, txn.device, req, st.now_ms(), Trust.of(st.config))
     txn.conn.commit()
     return answer
 
 
-@router.post("/v1/leases", response_model=LeaseResponse, responses=DEVICE)
+@router.post(
+    "/v1/leases",
+    response_model=LeaseResponse,
+    responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
+)
 def post_leases(req: LeaseRequest, dev: DeviceDep, st: StateDep) -> LeaseResponse:
-    config = st.config
-    count = min(req.count, config.max_blocks_per_request)
-    with st.engine.begin() as conn:
-        granted = allocate(conn, st.keys(), dev.device_id, count, config.block_size, st.now_ms())
-    return LeaseResponse(block_size=config.block_size, leases=granted)
+    with write(st.engine) as conn:
+        granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
+    return LeaseResponse(block_size=st.config.block_size, leases=granted)
 
 
 @router.get("/v1/catalog", response_model=CatalogResponse, responses=DEVICE)
 def get_catalog(
     dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
 ) -> CatalogResponse:
-    with st.engine.connect() as conn:
+    with read(st.engine) as conn:
         latest = catalog.latest_version(conn)
         body = catalog.get_version(conn, latest) if latest > since else None
     return CatalogResponse(version=latest, catalog=body)
@@ -76,13 +85,17 @@ def get_catalog(
 
 @router.post("/v1/heartbeat", response_model=HeartbeatResponse, responses=DEVICE)
 def post_heartbeat(req: HeartbeatRequest, dev: DeviceDep, st: StateDep) -> HeartbeatResponse:
-    with st.engine.begin() as conn:
+    with write(st.engine) as conn:
         return record_heartbeat(conn, dev.device_id, dev.kiosk_code, req, st.now_ms(), st.config.timezone)
 
 
-@router.get("/v1/tokens/{token}", response_model=TokenStatus, responses=DEVICE)
+@router.get(
+    "/v1/tokens/{token}",
+    response_model=TokenStatus,
+    response_model_exclude_none=True,
+    responses={**DEVICE, 422: error_doc("not a token number (shape or check digit)")},
+)
 def get_token(
     token: Annotated[str, Path(max_length=80, pattern=r"^[0-9A-Za-z-]+$")], dev: DeviceDep, st: StateDep
 ) -> TokenStatus:
-    with st.engine.connect() as conn:
-        return token_status(conn, token)
+    return tokens.lookup(st.engine, st.counter, dev, token, st.config, st.clock())

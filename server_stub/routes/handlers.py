@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server_stub.errors import RateLimited, ServerError, Unavailable
+from sync.wire.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,9 @@ log = logging.getLogger(__name__)
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": detail}, headers=headers)
+    return JSONResponse(
+        status_code=status, content={"error": code, "detail": redact(detail)}, headers=headers
+    )
 
 
 def validation_detail(exc: RequestValidationError) -> str:
@@ -65,10 +69,18 @@ async def _db_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _pool_timeout(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PoolTimeout)
+    log.warning("no database connection free in time")
+    return error_response(503, "unavailable", "the server is busy; try again", {"Retry-After": "5"})
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers: our errors, bad requests, HTTP errors, a busy or failing database."""
+    """Register the handlers: our errors, bad requests, HTTP errors, a busy or failing database, a
+    connection pool with none free in time."""
     app.add_exception_handler(ServerError, _server_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(OperationalError, _db_busy)
     app.add_exception_handler(DBAPIError, _db_error)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from server_stub import reconcile
 from server_stub.auth import check_kiosk_of_lsp
+from server_stub.db import read
 from server_stub.errors import Forbidden
 from server_stub.routes.deps import COMMON, LspDep, StateDep, error_doc
 from sync.wire.protocol import Reconciliation
@@ -46,7 +47,7 @@ def get_reconciliation(
     if lsp_id is not None and lsp_id != caller:
         raise Forbidden("you may only read your own LSP's reconciliation", code="forbidden")
     day = reconcile.parse_day(date)
-    with st.engine.connect() as conn:
+    with read(st.engine) as conn:
         if kiosk_code:
             check_kiosk_of_lsp(conn, caller, kiosk_code)
         report = reconcile.build(conn, caller, day, st.config.timezone, st.config.sla_hours, kiosk_code)

@@ -16,7 +16,13 @@ Statuses of a record in a batch ack:
   ``fork`` (the server holds another record at this seq or the chain diverged earlier; the record
   is quarantined, nothing is lost, and the device is flagged),
   ``bad_signature``, ``token_not_leased``, ``token_used``, ``bad_token``, ``bad_provisional_token``,
-  ``missing_token``, ``bad_void``, ``bad_record``.
+  ``missing_token``, ``bad_void``, ``bad_record``, and the checks against the server's own data:
+  ``unknown_service`` (not in the catalog version the record names), ``catalog_not_in_force`` (that
+  version was replaced longer ago than the server's grace period, or never existed),
+  ``fee_mismatch`` (``fee_paise`` is not that version's fee), ``amount_over_limit`` (above the
+  service's ``max_amount_paise``), ``time_implausible`` (``created_at`` further ahead of the
+  server's receive time than its margin, or before the device enrolled for a token it could only
+  have after enrolling).
   Only ``gap`` and ``blocked`` are transient.
 """
 
@@ -42,6 +48,11 @@ RejectReason = Literal[
     "missing_token",
     "bad_void",
     "bad_record",
+    "unknown_service",
+    "catalog_not_in_force",
+    "fee_mismatch",
+    "amount_over_limit",
+    "time_implausible",
 ]
 REJECT_REASONS: frozenset[str] = frozenset(RejectReason.__args__)  # type: ignore[attr-defined]
 TRANSIENT_REASONS = frozenset({"gap", "blocked"})
@@ -102,8 +113,15 @@ class EnrollResponse(_Model):
     server_time_ms: int
 
 
+RequestId = Annotated[StrictStr, Field(min_length=8, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
+
+
 class LeaseRequest(_Model):
     count: Annotated[StrictInt, Field(ge=1, le=16)] = 1
+    request_id: RequestId | None = Field(
+        default=None,
+        description="idempotency key: the same id from the same device gets the same leases again",
+    )
 
 
 class LeaseResponse(_Model):
@@ -188,9 +206,12 @@ class CatalogService(BaseModel):
 
 
 class Catalog(BaseModel):
+    """A catalog version. Never empty: a kiosk given no services could serve no one (the server
+    refuses to load one and a kiosk refuses to read one)."""
+
     model_config = ConfigDict(extra="allow")
     version: PosInt
-    services: list[CatalogService]
+    services: Annotated[list[CatalogService], Field(min_length=1)]
 
 
 class CatalogResponse(_Model):
@@ -217,15 +238,21 @@ class HeartbeatResponse(_Model):
 
 
 class TokenStatus(_Model):
-    """Follow-up of a token from any kiosk. Carries no personal data."""
+    """Follow-up of a token from any kiosk: every enrolled device learns what a citizen's follow-up
+    needs (status, service, IST date, issuing K-code); ``created_at``, ``amount_paise`` and
+    ``fields`` only reach devices of the issuing kiosk's LSP (``detail`` says which answer this is).
+    Never a mobile or Aadhaar reference."""
 
     token: str
     status: Literal["synced", "voided", "unknown"]
+    detail: Literal["full", "summary", "none"] = "none"
     kiosk_code: str | None = None
     service: str | None = None
     kind: str | None = None
+    date: str | None = Field(default=None, description="the IST day it was made, YYYY-MM-DD")
     created_at: int | None = None
     amount_paise: int | None = None
+    fields: dict[str, str] | None = None
     final_token: str | None = Field(default=None, description="for a provisional token: its final token")
     provisional_token: str | None = Field(default=None, description="for a final token: the provisional one")
 
@@ -243,6 +270,11 @@ class ReconRow(_Model):
     gaps: int = Field(description="seqs the kiosk has shown it holds but the server has not received")
     forks: int
     rejected: int = Field(default=0, description="records refused for a business rule (kept, not counted)")
+    clock_suspect: int = Field(
+        default=0,
+        description="accepted records whose created_at looks wrong: earlier than the record before "
+        "it, or ahead of the server's receive time (within the margin)",
+    )
     days_without_heartbeat: int
 
 

@@ -11,11 +11,14 @@ This module is the one home of both formats: the agent builds them, the server p
 
 from __future__ import annotations
 
+import re
+
 from sync.wire.verhoeff import TOKEN_SERIAL_DIGITS, serial_of_token, token_for_serial
 
 __all__ = [
     "TOKEN_SERIAL_DIGITS",
     "is_provisional",
+    "is_well_formed",
     "is_provisional_of",
     "provisional_prefixes",
     "provisional_token",
@@ -40,6 +43,17 @@ def provisional_prefixes(kiosk_code: str, device_id: str) -> tuple[str, str]:
 
 def is_provisional(token: str) -> bool:
     return token.startswith("P")
+
+
+_PROVISIONAL = re.compile(r"^P(?:K[0-9]{1,20}|D[0-9A-F]{8})-[1-9][0-9]{0,15}$")
+
+
+def is_well_formed(token: str) -> bool:
+    """A leased token (11 digits, correct Verhoeff check digit) or a provisional token
+    (``P<K-code>-<seq>`` / ``PD<8 hex>-<seq>``). Anything else can't be anyone's token."""
+    if is_provisional(token):
+        return bool(_PROVISIONAL.match(token))
+    return serial_of_token(token) is not None
 
 
 def is_provisional_of(token: str, kiosk_code: str, device_id: str) -> bool:

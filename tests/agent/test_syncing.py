@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from agent import syncing
+from agent.errors import InvalidInput, ServerUnreachable
 from agent.ledger import open_ledger, verify
 from agent.ledger.outbox import LedgerOutbox
+from sync.errors import SyncError
 from tests.conftest import Kiosk
 from tests.e2e.servers import ServerProcess
 
@@ -190,3 +194,141 @@ def test_server_restored_from_backup_gets_everything_again(kiosk: Kiosk, tmp_pat
         assert [r[0] for r in db.execute("SELECT seq FROM quarantine")] == [1]
     finally:
         db.close()
+
+
+# --- enrollment you can't intercept --------------------------------------------------------------
+
+
+class RecordingAdapter(requests.adapters.BaseAdapter):
+    """Records every request the session would send, and sends none (nothing leaves this process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.seen.append(request.url or "")
+        raise requests.ConnectionError("recorded, not sent")
+
+    def close(self) -> None:
+        pass
+
+
+def _recording_session() -> tuple[requests.Session, RecordingAdapter]:
+    session, adapter = requests.Session(), RecordingAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session, adapter
+
+
+def test_http_to_another_machine_is_refused_before_any_connection(kiosk: Kiosk) -> None:
+    kiosk.run("init", check=True)
+    session, adapter = _recording_session()
+    with open_ledger(kiosk.cfg) as led:
+        for url in ("http://10.255.255.1:9/", "http://emitra-sync.example", "http://[::ffff:10.0.0.1]:80"):
+            with pytest.raises(InvalidInput, match="--insecure"):
+                syncing.enroll(kiosk.cfg, led, url, "CODE-CODE-CODE", session=session)
+        assert adapter.seen == [] and led.kiosk_code is None  # no attempt, nothing stored
+        with pytest.raises(ServerUnreachable):  # --insecure lets it try (recorded, never sent)
+            syncing.enroll(kiosk.cfg, led, "http://10.255.255.1:9/", "X", session=session, insecure=True)
+        assert adapter.seen == ["http://10.255.255.1:9/v1/enroll"]
+        for url in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://10.255.255.1:9"):
+            with pytest.raises(ServerUnreachable):
+                syncing.enroll(kiosk.cfg, led, url, "X", session=session)
+    assert len(adapter.seen) == 5
+
+
+def test_the_cli_refuses_http_off_this_machine_and_sends_nothing(kiosk: Kiosk) -> None:
+    """Any attempt would go to a listener on loopback (HTTP_PROXY), never off this machine."""
+    import socket
+
+    with socket.socket() as trap:
+        trap.bind(("127.0.0.1", 0))
+        trap.listen()
+        trap.setblocking(False)
+        kiosk.run("init", check=True)
+        proxy = f"http://127.0.0.1:{trap.getsockname()[1]}"
+        kiosk.env.update({"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": "", "no_proxy": ""})
+        proc = kiosk.run("enroll", "--server", "http://10.255.255.1:9/", "--code", "CODE-CODE-CODE")
+        assert proc.returncode == 2 and "--insecure" in proc.stderr and proc.stderr.count("\n") == 1
+        with pytest.raises(BlockingIOError):
+            trap.accept()  # nobody connected
+    assert kiosk.json("status")["kiosk_code"] is None
+
+
+def test_a_wrong_fingerprint_is_refused_and_nothing_is_stored(kiosk: Kiosk, server: ServerProcess) -> None:
+    kiosk.run("init", check=True)
+    new = server.new_kiosk()
+    wrong = "0" * 64
+    proc = kiosk.run(
+        "enroll", "--server", server.url, "--code", new["enrollment_code"], "--fingerprint", wrong
+    )
+    assert proc.returncode == 2 and "do not match the fingerprint" in proc.stderr
+    st = kiosk.json("status")
+    assert st["kiosk_code"] is None and st["tokens"]["remaining"] == 0
+    assert kiosk.run("enroll", "--server", server.url, "--code", "X", "--fingerprint", "abc").returncode == 2
+    doc = kiosk.json(
+        "enroll",
+        "--server",
+        server.url,
+        "--code",
+        new["enrollment_code"],
+        "--fingerprint",
+        new["server_fingerprint"],
+    )  # the right one, with the same code: the server answers its device again
+    assert doc["fingerprint_checked"] is True and doc["kiosk_code"] == new["kiosk_code"]
+
+
+def test_without_a_fingerprint_enrollment_warns_loudly(kiosk: Kiosk, server: ServerProcess) -> None:
+    kiosk.run("init", check=True)
+    new = server.new_kiosk()
+    proc = kiosk.run("enroll", "--server", server.url, "--code", new["enrollment_code"], "--json")
+    assert proc.returncode == 0
+    assert "WARNING" in proc.stderr and new["server_fingerprint"] in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["fingerprint_checked"] is False and doc["server_fingerprint"] == new["server_fingerprint"]
+
+
+class CannedCatalog(requests.adapters.BaseAdapter):
+    """Answers GET /v1/catalog with a given document (a server gone wrong); records the calls."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        super().__init__()
+        self.doc = doc
+        self.calls = 0
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        assert "/v1/catalog" in (request.url or "")
+        self.calls += 1
+        resp = requests.Response()
+        resp.status_code, resp._content = 200, json.dumps(self.doc).encode()
+        resp.headers["Content-Type"] = "application/json"
+        resp.request = request
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_empty_catalog_is_never_applied(kiosk: Kiosk, server: ServerProcess) -> None:
+    _enrolled(kiosk, server)
+    before = kiosk.json("catalog")
+    session = requests.Session()
+    canned = CannedCatalog({"version": 9, "catalog": {"version": 9, "services": []}})
+    session.mount("http://", canned)
+    with open_ledger(kiosk.cfg) as led:
+        version = LedgerOutbox(led).catalog_version()
+        engine = syncing.make_engine(kiosk.cfg, led, session=session)
+        assert engine is not None
+        with pytest.raises(SyncError):
+            engine.pull_catalog()
+        assert LedgerOutbox(led).catalog_version() == version < 9
+    assert canned.calls == 1 and kiosk.json("catalog") == before
+
+
+def test_top_up_stops_at_the_servers_lease_cap(kiosk: Kiosk, server: ServerProcess) -> None:
+    kiosk.config_path.write_text('[agent]\ndata_dir = "data"\n[tokens]\nmin_remaining = 100000\n')
+    _enrolled(kiosk, server)
+    res = kiosk.run("sync", "--once", "--json")
+    assert res.returncode == 0, res.stderr  # the cap is not an error: the kiosk holds what it may
+    assert kiosk.json("status")["tokens"]["remaining"] == 20_000  # the server's lease_cap_min

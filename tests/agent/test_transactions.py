@@ -33,7 +33,7 @@ def _new(ledger: Ledger, **over: object) -> dict:
         ({"amount": "1e3"}, "not rupees"),
         ({"amount": "2000000.01"}, "above this service's limit"),
         ({"fields": {"discom": "JVVNL"}}, "needs --field k_number"),
-        ({"fields": {**ELEC["fields"], "colour": "red"}}, "has no field 'colour'"),
+        ({"fields": {**ELEC["fields"], "colour": "red"}}, "has no field of that name"),
         ({"fields": {"discom": "JVVNL", "k_number": "12"}}, "field 'k_number' is not in the expected form"),
         ({"mobile": "12345"}, "mobile number must be 10 digits"),
         ({"mobile": "5876543210"}, "mobile number must be 10 digits"),

@@ -123,9 +123,10 @@ class Harness:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def lsp(self, name: str = "LSP") -> admin.NewLsp:
+    def lsp(self, name: str | None = None) -> admin.NewLsp:
+        """A new LSP (names are unique: a random one unless given)."""
         with self.engine.begin() as conn:
-            return admin.create_lsp(conn, name, self.now_ms())
+            return admin.create_lsp(conn, name or f"LSP {secrets.token_hex(4)}", self.now_ms())
 
     def kiosk(self, lsp_id: str, name: str = "Shop", ttl_hours: int = 72) -> admin.NewKiosk:
         with self.engine.begin() as conn:
@@ -143,14 +144,15 @@ class Harness:
 
 
 @pytest.fixture
-def start_server(db_url: str) -> Iterator[Callable[..., Harness]]:
-    """Start a thread server on ``db_url`` with config overrides; stopped at teardown."""
+def start_server(db_url: str, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    """Start a thread server on ``db_url`` with config overrides; stopped at teardown. Its key files
+    are in the test's own folder (also for PostgreSQL)."""
     running: list[tuple[ThreadServer, sa.Engine]] = []
 
     def start(**overrides: Any) -> Harness:
-        config = ServerConfig(db=db_url).replace(**overrides)
+        config = ServerConfig(db=db_url, keys_dir=str(tmp_path / "keys")).replace(**overrides)
         engine = make_engine(db_url)
-        admin.init_server(engine, int(time.time() * 1000))
+        admin.init_server(engine, int(time.time() * 1000), config.keys_path())
         clock = Clock()
         ts = ThreadServer(create_app(config, engine=engine, clock=clock)).__enter__()
         running.append((ts, engine))

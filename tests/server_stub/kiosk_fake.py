@@ -19,7 +19,7 @@ from sync.wire.canonical import genesis_hash, public_key_b64, record_hash, sign_
 from sync.wire.signing import sign_request
 from sync.wire.verhoeff import token_for_serial
 
-BASE_TIME_MS = 1_790_000_000_000  # 2026-09-21 ~19:43 IST
+BASE_TIME_MS = 1_790_000_000_000  # 2026-09-21 ~19:43 IST: records made before enrolling
 
 
 class FakeKiosk:
@@ -95,6 +95,12 @@ class FakeKiosk:
         raise RuntimeError("no serials left in the fake kiosk's leases")
 
     @property
+    def base_ms(self) -> int:
+        """Records are made 1 ms apart from the moment the server enrolled this kiosk (the server
+        refuses a leased token used before its device enrolled, or made in its future)."""
+        return int(self.enrollment.get("server_time_ms", BASE_TIME_MS))
+
+    @property
     def head_hash(self) -> str:
         return self.chain[-1]["hash"] if self.chain else genesis_hash(self.device_id)
 
@@ -118,7 +124,7 @@ class FakeKiosk:
             "seq": seq,
             "txn_id": str(uuid.uuid4()),
             "kind": kind,
-            "created_at": created_at if created_at is not None else BASE_TIME_MS + seq * 1000,
+            "created_at": created_at if created_at is not None else self.base_ms + seq,
             "operator": "op1",
             "service": service,
             "amount_paise": amount_paise,

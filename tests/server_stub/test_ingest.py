@@ -182,7 +182,8 @@ def test_void_and_token_status(server: Harness) -> None:
     assert st["status"] == "voided" and st["service"] == "ELEC_BILL"
     void2 = fake.make_record(kind="void", voids_seq=1, reason="again", token=sale["token"])
     assert fake.push([void2]).json()["acks"][0]["reason"] == "bad_void"
-    assert fake.call("GET", "/v1/tokens/00000000000").json()["status"] == "unknown"
+    unknown = token_for_serial(9_999_999_998)  # well formed, never issued
+    assert fake.call("GET", f"/v1/tokens/{unknown}").json()["status"] == "unknown"
 
 
 def test_leases_heartbeat_and_catalog(server: Harness) -> None:
@@ -250,3 +251,84 @@ def test_concurrent_resends_of_one_batch_store_it_once(server: Harness) -> None:
     assert all(a.json()["head"] == {"seq": 30, "hash": recs[-1]["hash"]} for a in answers)
     with server.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 30
+
+
+# --- the server checks what a kiosk sends against its own data ----------------------------------
+
+MONEY = ("count", "gross_paise", "fee_paise", "commission_paise")
+
+
+def _recon(server: Harness, lsp: Any, day: str) -> dict[str, Any]:
+    doc = server.lsp_get(lsp.api_key, "/v1/reconciliation", params={"date": day}).json()
+    return dict(doc["totals"])
+
+
+def test_forged_records_signed_by_a_real_device_are_quarantined_and_cost_nothing(server: Harness) -> None:
+    from server_stub.reconcile import day_of
+
+    lsp = server.lsp()
+    fake = server.enrolled(lsp.lsp_id)
+    honest = fake.make_record()
+    day = day_of(honest["created_at"], "Asia/Kolkata")
+    assert fake.push([honest]).json()["acks"][0]["status"] == "accepted"
+    before = _recon(server, lsp, day)
+    forged = [
+        fake.make_record(fee_paise=10**12),  # a fee of Rs 1,000 crore: commission would follow it
+        fake.make_record(service="GOLD_LOAN", fee_paise=0),  # no such service in catalog v1
+        fake.make_record(amount_paise=20_000_001),  # ELEC_BILL's limit is Rs 2 lakh
+        fake.make_record(created_at=server.now_ms() + 2 * 3600 * 1000),  # two hours in the future
+    ]
+    body = fake.push(forged).json()
+    reasons = ["fee_mismatch", "unknown_service", "amount_over_limit", "time_implausible"]
+    assert [(a["status"], a.get("reason")) for a in body["acks"]] == [("rejected", r) for r in reasons]
+    assert body["head"] == {"seq": 5, "hash": forged[-1]["hash"]}  # the chain moves past them
+    nxt = fake.make_record()
+    assert fake.push([nxt]).json()["acks"][0]["status"] == "accepted"
+    with server.engine.connect() as conn:
+        kept = conn.execute(sa.select(quarantine.c.seq, quarantine.c.reason).order_by(quarantine.c.seq)).all()
+        assert [(r.seq, r.reason) for r in kept] == list(zip([2, 3, 4, 5], reasons, strict=True))
+        assert conn.execute(sa.select(records.c.seq).order_by(records.c.seq)).scalars().all() == [1, 6]
+    after = _recon(server, lsp, day)
+    expected = {k: 2 * before[k] for k in MONEY}  # the forged four add nothing; the honest one twice
+    assert {k: after[k] for k in MONEY} == expected
+    days = {day, day_of(forged[-1]["created_at"], "Asia/Kolkata")}  # the future one may be tomorrow
+    assert before["rejected"] == 0 and sum(_recon(server, lsp, d)["rejected"] for d in days) == 4
+
+
+def test_a_sale_on_a_replaced_catalog_after_the_grace_period_is_refused(start_server: Any) -> None:
+    import json
+
+    from server_stub import catalog
+
+    server: Harness = start_server(rate_per_s=0, catalog_grace_hours=1)
+    fake = server.enrolled()
+    doc = json.loads(catalog.bundled_catalog_text())
+    doc["version"] = 2
+    with server.engine.begin() as conn:
+        catalog.add_version(conn, json.dumps(doc), server.now_ms() - 2 * 3600 * 1000)  # in force 2 h ago
+    stale = fake.make_record(catalog_version=1)  # still on v1, an hour past the grace period
+    fresh = fake.make_record(catalog_version=2)
+    assert [a.get("reason") for a in fake.push([stale, fresh]).json()["acks"]] == [
+        "catalog_not_in_force",
+        None,
+    ]
+
+
+def test_clock_suspect_records_are_accepted_and_counted(server: Harness) -> None:
+    from server_stub.reconcile import day_of
+
+    lsp = server.lsp()
+    fake = server.enrolled(lsp.lsp_id)
+    now = server.now_ms()
+    recs = [
+        fake.make_record(created_at=now),
+        fake.make_record(created_at=now - 20 * 60 * 1000),  # 20 min before the one before it
+        fake.make_record(created_at=now + 20 * 60 * 1000),  # 20 min ahead of the server
+        fake.make_record(created_at=now + 21 * 60 * 1000),
+    ]
+    assert [a["status"] for a in fake.push(recs).json()["acks"]] == ["accepted"] * 4
+    with server.engine.connect() as conn:
+        flags = conn.execute(sa.select(records.c.clock_suspect).order_by(records.c.seq)).scalars().all()
+    assert flags == [False, True, True, True]
+    days = {day_of(r["created_at"], "Asia/Kolkata") for r in recs}
+    assert sum(_recon(server, lsp, d)["clock_suspect"] for d in days) == 3

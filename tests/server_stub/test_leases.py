@@ -19,6 +19,7 @@ from tests.server_stub.kiosk_fake import FakeKiosk
 THREADS = 8
 BLOCKS = 10_000
 PER_CALL = 16
+NO_CAP = 10**7  # these tests hammer the serial space on purpose: no per-device cap
 
 
 def _hammer(base_url: str, fakes: list[FakeKiosk]) -> list[tuple[int, int, str]]:
@@ -47,7 +48,7 @@ def _assert_disjoint(blocks: list[tuple[int, int, str]], block_size: int) -> Non
 
 
 def test_concurrent_leases_never_overlap(start_server) -> None:  # type: ignore[no-untyped-def]
-    h: Harness = start_server(rate_per_s=0, block_size=100)
+    h: Harness = start_server(rate_per_s=0, block_size=100, lease_cap_min=NO_CAP, lease_cap_max=NO_CAP)
     lsp = h.lsp().lsp_id
     fakes = [h.enrolled(lsp) for _ in range(THREADS)]
     got = _hammer(h.url, fakes)
@@ -57,6 +58,14 @@ def test_concurrent_leases_never_overlap(start_server) -> None:  # type: ignore[
     assert len(stored) == len(got) + THREADS * h.config.initial_blocks
     assert set(got) <= set(stored)
     _assert_disjoint(stored, 100)
+
+
+def _serve_argv(db_url: str, port: int) -> list[str]:
+    flags = {"--port": port, "--workers": 2, "--rate-limit": 0, "--block-size": 100}
+    flags |= {"--lease-cap-min": NO_CAP, "--lease-cap-max": NO_CAP, "--log-level": "warning"}
+    return kiosk_server_argv(
+        db_url, "serve", "--host", "127.0.0.1", *(str(x) for kv in flags.items() for x in kv)
+    )
 
 
 @PG_SKIP
@@ -76,26 +85,7 @@ def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
                 admin.create_kiosk(conn, lsp, f"k{i}", int(time.time() * 1000), 1).enrollment_code
                 for i in range(THREADS)
             ]
-        proc = subprocess.Popen(
-            kiosk_server_argv(
-                db_url,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--rate-limit",
-                "0",
-                "--block-size",
-                "100",
-                "--log-level",
-                "warning",
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = subprocess.Popen(_serve_argv(db_url, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, 60, proc)
         fakes = []
@@ -120,3 +110,36 @@ def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
         engine.dispose()
         with pytest.raises(StopIteration):
             next(gen)  # drops the schema
+
+
+def test_a_lease_loop_stops_at_the_cap(start_server) -> None:  # type: ignore[no-untyped-def]
+    """A device asking for blocks in a loop gets no more than its cap of unused serials, then a
+    clear 409; once its tokens are used (records synced) it may ask again."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()
+    statuses = []
+    for _ in range(50):  # far more than the cap allows
+        resp = fake.call("POST", "/v1/leases", {"count": 16})
+        statuses.append(resp.status_code)
+        if resp.status_code != 200:
+            break
+        fake.add_leases(resp.json()["leases"])
+    assert statuses[-1] == 409 and len(statuses) <= 3, statuses
+    assert resp.json()["error"] == "lease_cap_reached"
+    held = sum(x["end_serial"] - x["start_serial"] for x in fake.leases)
+    assert held == 10_000  # 2 blocks at enrollment, then up to the cap, never beyond
+    recs = fake.make_records(1000)  # a busy day: 1,000 tokens used
+    for i in range(0, 1000, 500):
+        assert {a["status"] for a in fake.push(recs[i : i + 500]).json()["acks"]} == {"accepted"}
+    assert len(fake.lease(1)) == 1  # room again
+
+
+def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
+    fake = server.enrolled()
+    first = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0001-aaaa"}).json()["leases"]
+    again = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0001-aaaa"}).json()["leases"]
+    other = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0002-bbbb"}).json()["leases"]
+    assert again == first and len(first) == 2
+    assert {x["lease_id"] for x in other}.isdisjoint(x["lease_id"] for x in first)
+    with server.engine.connect() as conn:
+        assert len(conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()) == 2 + 4

@@ -50,8 +50,9 @@ def api(start_server) -> Iterator[tuple[Harness, requests.Session]]:  # type: ig
 def _openapi() -> dict:  # type: ignore[type-arg]
     from server_stub.app import create_app
     from server_stub.config import ServerConfig
+    from server_stub.keys import ServerKeys
 
-    return create_app(ServerConfig(db="sqlite://")).openapi()
+    return create_app(ServerConfig(db="sqlite://"), keys=ServerKeys.generate()).openapi()
 
 
 OPENAPI = _openapi()

@@ -75,7 +75,7 @@ def show_transaction(token: str, kiosk: Kiosk) -> dict[str, Any]:
             raise
     found = kiosk.remote_lookup(ref)
     if found is None:
-        raise errors.NotFound(f"no transaction with token '{ref}' here or at the server")
+        raise errors.NotFound("no transaction with that token here or at the server")
     return dict(found, source="server")
 
 
