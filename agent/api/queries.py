@@ -40,6 +40,7 @@ def status(led: Ledger, cfg: Config) -> dict[str, Any]:
         "tokens_days_left": st.tokens_days_left,
         "printer": {"kind": printer.kind, "state": "unknown" if printer.enabled else "off"},
         "fingerprint": {"kind": cfg.settings.fingerprint.kind},
+        "alerts": led.alerts(),  # disk_low / disk_full / ledger_damaged / ledger_behind / server_ahead
     }
 
 

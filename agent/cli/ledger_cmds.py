@@ -53,6 +53,8 @@ def verify_cmd(state: State, as_json: bool) -> None:
         return
     if as_json:
         emit(res.as_dict(), True)
+    if res.bad_seq is None:  # the file, or the ledger behind what it committed
+        raise LedgerCorrupt(str(res.problem))
     raise LedgerCorrupt(f"ledger broken at seq {res.bad_seq}: {res.problem}")
 
 
@@ -61,6 +63,7 @@ def status_doc(state: State) -> dict[str, Any]:
 
     with open_ledger(state.cfg) as ledger:
         st = ledger.status()
+        alerts = ledger.alerts()
     return {
         "device_id": st.device_id,
         "kiosk_code": st.kiosk_code,
@@ -70,6 +73,7 @@ def status_doc(state: State) -> dict[str, Any]:
         "outbox": st.outbox,
         "tokens": {"remaining": st.tokens_remaining, "days_left": st.tokens_days_left},
         "last_sync_at": st.last_sync_at,
+        "alerts": alerts,
     }
 
 
@@ -91,6 +95,7 @@ def status_cmd(state: State, as_json: bool) -> None:
                 f"tokens      {d['tokens']['remaining']} left"
                 + (f" (~{d['tokens']['days_left']} days)" if d["tokens"]["days_left"] is not None else ""),
                 f"last sync   {d['last_sync_at'] or 'never'}",
+                *[f"alert       {a['severity']}: {a['code']} {a['detail']}" for a in d["alerts"]],
             ]
         )
 
