@@ -111,9 +111,7 @@ def _positions(size: int) -> list[int]:
     return sorted({min(size - 16, 5 + i * size // FLIPS) for i in range(FLIPS)} | {0})
 
 
-def test_flips_in_the_ledger_file_are_all_reported(
-    folded: tuple[Path, set[str]], tmp_path: Path
-) -> None:
+def test_flips_in_the_ledger_file_are_all_reported(folded: tuple[Path, set[str]], tmp_path: Path) -> None:
     snap, issued = folded
     assert _cli(snap, "verify")[0] == 0
     size = (snap / "data" / "ledger.db").stat().st_size
