@@ -201,7 +201,8 @@ def kiosk_on(disk: SmallDisk, kiosk: Kiosk, extra: str = "", reserve_mb: int = 1
     (disk.mount / "data").mkdir(mode=0o700)
     kiosk.data_dir.symlink_to(disk.mount / "data")
     kiosk.config_path.write_text(
-        f'[agent]\ndata_dir = "data"\n[ledger]\nmin_free_mb = 2\nwarn_free_mb = 4\nreserve_mb = {reserve_mb}\n{extra}',
+        f'[agent]\ndata_dir = "data"\n[ledger]\nmin_free_mb = 2\nwarn_free_mb = 4\n'
+        f"reserve_mb = {reserve_mb}\n{extra}",
         encoding="utf-8",
     )
     return kiosk
