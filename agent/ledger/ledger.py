@@ -261,10 +261,10 @@ class Ledger:
 
     # -- transactions -----------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, space_checked: bool = False) -> Iterator[Connection]:
         """One short write transaction; BEGIN IMMEDIATE takes the write lock first. SQLite's
         errors come out named (DiskFull, LedgerDamaged, LedgerIOError), the transaction undone."""
-        if self.space is not None:
+        if self.space is not None and not space_checked:
             self.space.before_write()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -300,7 +300,7 @@ class Ledger:
         if self.space is not None:
             self.space.check_sale()
         serial = None
-        with self.write() as conn:
+        with self.write(space_checked=True) as conn:
             seq, prev_hash = self.head(conn)
             seq += 1
             now = self.now()
