@@ -196,6 +196,41 @@ def small_ext4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDisk]:
         image.unlink(missing_ok=True)
 
 
+@dataclass
+class FailingDisk(SmallDisk):
+    """A loop-mounted ext4 image whose backing file can be cut short: reads past the cut are real
+    I/O errors (EIO from the block layer), as from a dying disk or a pulled USB drive."""
+
+    image: Path = Path()
+
+    def fail(self, *files: Path) -> None:
+        os.sync()
+        with open(self.image, "r+b") as fh:
+            fh.truncate(1024 * 1024)
+        for path in files:  # their cached pages go, so the next read reaches the "disk"
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+@pytest.fixture
+def failing_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailingDisk]:
+    where = tmp_path_factory.mktemp("failingdisk")
+    image, mount = where / "disk.img", where / "mnt"
+    mount.mkdir()
+    with open(image, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    _mount(["mkfs.ext4", "-q", "-F", str(image)])
+    _mount(["mount", "-o", "loop", str(image), str(mount)])
+    try:
+        yield FailingDisk(mount, image)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+        image.unlink(missing_ok=True)
+
+
 def kiosk_on(disk: SmallDisk, kiosk: Kiosk, extra: str = "", reserve_mb: int = 1) -> Kiosk:
     """``kiosk``'s data dir moved onto ``disk`` (its config and logs of processes stay where they are)."""
     (disk.mount / "data").mkdir(mode=0o700)
