@@ -90,14 +90,31 @@ def _decode(raw: bytes, key: bytes) -> Mark | None:
         return None
 
 
+def _newest(data: bytes, key: bytes) -> Mark | None:
+    marks = [m for m in (_decode(data[i : i + SLOT], key) for i in (0, SLOT)) if m is not None]
+    return max(marks, key=lambda m: m.counter) if marks else None
+
+
 def read(path: Path, key: bytes) -> Mark | None:
     """The newest slot whose MAC holds, or None (no file, both slots spoilt, another key)."""
     try:
-        data = path.read_bytes()
+        return _newest(path.read_bytes(), key)
     except FileNotFoundError:
         return None
-    marks = [m for m in (_decode(data[i : i + SLOT], key) for i in (0, SLOT)) if m is not None]
-    return max(marks, key=lambda m: m.counter) if marks else None
+
+
+def merge(mine: Mark, theirs: Mark) -> Mark:
+    """What another process (a `txn new` beside `run`) wrote since our last write, folded into
+    ours: the higher committed head, the higher serial and server head, damage if either saw it."""
+    head = theirs if theirs.seq > mine.seq else mine
+    return replace(
+        mine,
+        seq=head.seq,
+        hash=head.hash,
+        serial=max(mine.serial, theirs.serial),
+        server_seq=max(mine.server_seq, theirs.server_seq),
+        damaged=mine.damaged or theirs.damaged,
+    )
 
 
 def key_matches(ledger_path: Path, hex_key: str) -> bool:
@@ -137,7 +154,11 @@ class HighWaterMark:
         return hw, found is not None
 
     def _write(self, mark: Mark, *, sync: bool) -> None:
-        mark = replace(mark, counter=self.mark.counter + 1)
+        counter = self.mark.counter
+        theirs = _newest(os.pread(self._fd, 2 * SLOT, 0), self.key)
+        if theirs is not None and theirs.counter > counter:  # another process wrote since we did
+            mark, counter = merge(mark, theirs), theirs.counter
+        mark = replace(mark, counter=counter + 1)
         os.pwrite(self._fd, mark.encode(self.key), (mark.counter % 2) * SLOT)
         self.mark = mark
         self._unsynced += 1
@@ -196,4 +217,4 @@ def check(mark: Mark, seq: int, head_hash: str, serial: int, hash_at: Any) -> tu
     return None
 
 
-__all__ = ["HighWaterMark", "Mark", "check", "hwm_path", "key_matches", "read", "reset"]
+__all__ = ["HighWaterMark", "Mark", "check", "hwm_path", "key_matches", "merge", "read", "reset"]

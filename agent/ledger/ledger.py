@@ -342,6 +342,9 @@ class Ledger:
             log.error("could not write the high-water mark after seq %d (%s)", seq, exc.strerror)
             self.refusal_code = "ledger_io"
             self.refusal = db.storage_error(exc, self.path)
+            return
+        if self.hwm.mark.damaged and self.refusal is None:  # found by another process (verify)
+            self._refuse("ledger_damaged", f"the ledger was found damaged ({self.hwm.mark.damaged})")
 
     # -- repositories -------------------------------------------------------
     @cached_property

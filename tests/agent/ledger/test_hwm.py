@@ -116,3 +116,28 @@ def test_only_a_short_window_lives_in_the_wal(kiosk: Kiosk) -> None:
             transactions.create(led, req)
         wal = kiosk.data_dir / "ledger.db-wal"
         assert wal.stat().st_size <= (32 + 16) * (4096 + 24) + 32
+
+
+def test_two_processes_keep_one_mark(sold: Kiosk) -> None:
+    """`txn new` beside `run` (two Ledgers on one file): neither's write hides the other's commits,
+    and damage found by one stops the other's sales at its next append."""
+    with open_ledger(sold.cfg) as a, open_ledger(sold.cfg) as b:
+        for _ in range(3):
+            _sell_on(a)
+            _sell_on(b)
+        assert a.hwm is not None and b.hwm is not None
+        assert max(a.hwm.mark.seq, b.hwm.mark.seq) == 9
+        a.mark_damaged("found by verify")
+        _sell_on(b)  # committed (b had not seen it) ...
+        with pytest.raises(LedgerDamaged):
+            _sell_on(b)  # ... and the next one is refused
+    assert _cli_refusal(sold) == "ledger_damaged"
+
+
+def _sell_on(led: object) -> None:
+    req = transactions.NewTxn(service="ELEC_BILL", amount="7", operator="o", fields=dict(ELEC["fields"]))
+    transactions.create(led, req)  # type: ignore[arg-type]
+
+
+def _cli_refusal(k: Kiosk) -> str:
+    return next(a["code"] for a in k.json("status")["alerts"] if a["severity"] == "error")
