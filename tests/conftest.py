@@ -100,6 +100,12 @@ def invoke_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
 
 
 def write_config(root: Path, extra: str = "") -> Path:
+    """A kiosk's config; its disk reserve is off (hundreds of test kiosks would hold 16 MB each)
+    unless ``extra`` sets it: tests of the reserve use :func:`kiosk_on`."""
+    if "reserve_mb" not in extra:
+        extra = extra.replace("[ledger]\n", "[ledger]\nreserve_mb = 0\n", 1)
+        if "[ledger]" not in extra:
+            extra += "\n[ledger]\nreserve_mb = 0\n"
     path = root / "agent.toml"
     path.write_text(f'[agent]\ndata_dir = "data"\n{extra}', encoding="utf-8")
     return path

@@ -153,7 +153,7 @@ class Ledger:
         """Open, migrate, and compare with the high-water mark (a ledger behind it opens for
         reading, verify and backup, but refuses new records: :attr:`refusal`)."""
         if space is not None:
-            space.before_write()  # on a full disk the reserve makes room for the -shm and WAL
+            space.at_open()  # on a full disk the reserve makes room for the -shm and WAL
         conn = connect(path, hex_key)
         try:
             if checkpoint_pages is not None:
