@@ -11,6 +11,7 @@ from agent import errors
 from sync.wire.redact import redact
 
 _STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
+    errors.IdempotencyKeyReused: (422, "idempotency_key_reused"),
     errors.InvalidInput: (422, "invalid_input"),
     errors.NeedsConnection: (409, "needs_connection"),
     errors.NotFound: (404, "not_found"),
