@@ -101,9 +101,14 @@ class SyncEngine:
             batch = self.outbox.next_batch(self.batch_max_records, self.batch_max_bytes)
             if batch is None:
                 break
+            try:
+                resp = self.client.push(batch.prev_hash, batch.records)
+            except SyncError as exc:
+                if not exc.left:  # no connection was made: the rows were not sent, they stay pending
+                    self.outbox.not_sent(batch)
+                raise
             report.sent += len(batch.records)
             report.batches += 1
-            resp = self.client.push(batch.prev_hash, batch.records)
             counts = self.outbox.apply_acks(batch, resp)
             report.accepted += counts.accepted
             report.duplicate += counts.duplicate

@@ -113,12 +113,19 @@ class MemoryOutbox:
             size += n
         if not records:
             return None
+        was_pending = frozenset(r["seq"] for r in records if self.state[r["seq"]] == "pending")
         for rec in records:
             self.state[rec["seq"]] = "sent"
             self.attempts[rec["seq"]] += 1
         first = records[0]["seq"]
         prev = self.hashes[first - 2] if first > 1 else canonical.genesis_hash(self.device_id)
-        return Batch(prev, records)
+        return Batch(prev, records, was_pending)
+
+    def not_sent(self, batch: Batch) -> None:
+        for seq in batch.seqs:
+            if seq in batch.was_pending and self.state[seq] == "sent":
+                self.state[seq] = "pending"
+                self.attempts[seq] -= 1
 
     def apply_acks(self, batch: Batch, resp: protocol.BatchResponse) -> AckCounts:
         counts = AckCounts()

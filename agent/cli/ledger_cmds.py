@@ -87,7 +87,7 @@ def status_cmd(state: State, as_json: bool) -> None:
                 f"device      {d['device_id']}",
                 f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
                 f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
-                f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
+                f"queue       {o['waiting']} waiting for the server, {o['rejected']} rejected",
                 f"tokens      {d['tokens']['remaining']} left"
                 + (f" (~{d['tokens']['days_left']} days)" if d["tokens"]["days_left"] is not None else ""),
                 f"last sync   {d['last_sync_at'] or 'never'}",
