@@ -130,6 +130,14 @@ class LocalApiSection:
 
 
 @dataclass(frozen=True)
+class LedgerSection:
+    warn_free_mb: int = _f(500, ge=0)
+    min_free_mb: int = _f(100, ge=0)
+    reserve_mb: int = _f(16, ge=0)
+    wal_checkpoint_pages: int = _f(256, ge=16, le=100_000)
+
+
+@dataclass(frozen=True)
 class Settings:
     agent: AgentSection = field(default_factory=AgentSection)
     security: SecuritySection = field(default_factory=SecuritySection)
@@ -139,6 +147,7 @@ class Settings:
     printer: PrinterSection = field(default_factory=PrinterSection)
     fingerprint: FingerprintSection = field(default_factory=FingerprintSection)
     local_api: LocalApiSection = field(default_factory=LocalApiSection)
+    ledger: LedgerSection = field(default_factory=LedgerSection)
 
 
 SECTIONS: dict[str, type] = {

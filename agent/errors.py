@@ -59,3 +59,32 @@ class ServerUnreachable(AgentError):
 
     exit_code = 4
     transient = True
+
+
+class LedgerStorageError(AgentError):
+    """The ledger's file can't be read or written as it is (disk, damage, lost writes). The CLI
+    exits 3 with the way out; the local API answers JSON 503/507, never a plain 500."""
+
+    exit_code = 3
+
+
+class DiskFull(LedgerStorageError):
+    """The data dir's disk is (nearly) full: new sales are refused until space is freed."""
+
+    transient = True
+
+
+class LedgerIOError(LedgerStorageError):
+    """The operating system could not read or write the ledger file (a failing disk, a lost USB
+    drive, a permission change): not a wrong key, not damage that was seen."""
+
+    transient = True
+
+
+class LedgerDamaged(LedgerStorageError):
+    """A page of the ledger fails its checks (integrity, SQLCipher's per-page HMAC)."""
+
+
+class LedgerBehind(LedgerStorageError):
+    """The ledger holds less than was committed (lost WAL frames, an old copy put back), or the
+    server holds more of this kiosk's chain than the ledger: issuing tokens now could reissue one."""

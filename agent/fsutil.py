@@ -76,4 +76,60 @@ def create_private(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
 
 
-__all__ = ["atomic_write", "create_private", "fsync_dir", "fsync_file", "private_dir", "private_file"]
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``path``'s filesystem (its nearest existing
+    folder's). ``shutil.disk_usage`` gives the same, but this is called before every sale."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not hasattr(os, "statvfs"):  # Windows
+        import shutil
+
+        return shutil.disk_usage(path).free
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def keep_reserve(path: Path, size: int) -> bool:
+    """Make ``path`` a file of ``size`` allocated bytes (blocks on disk, not a sparse hole), unless
+    it is already there; True when it had to be made. A full disk leaves no partial reserve."""
+    if size <= 0 or (path.exists() and path.stat().st_size >= size):
+        return False
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:
+            chunk = b"\0" * (1 << 20)
+            for off in range(0, size, len(chunk)):
+                os.write(fd, chunk[: size - off])
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    return True
+
+
+def release_reserve(path: Path) -> bool:
+    """Give the reserve's space back to the disk; True when there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+__all__ = [
+    "atomic_write",
+    "create_private",
+    "free_bytes",
+    "fsync_dir",
+    "fsync_file",
+    "keep_reserve",
+    "private_dir",
+    "private_file",
+    "release_reserve",
+]

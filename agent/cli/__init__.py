@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from agent.cli._common import State
+from agent.cli._common import State, fail_with, storage_error_for_cli
 from agent.cli.backup_cmds import backup_cmd, rekey_cmd, restore_cmd
 from agent.cli.demo_cmd import demo_cmd
 from agent.cli.doctor_cmd import doctor_cmd
@@ -81,8 +81,12 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except AgentError as exc:
-        click.echo(f"error: {redact(exc.message)}", err=True)  # never a citizen's number, as typed
-        sys.exit(exc.exit_code)
+        fail_with(exc)
+    except Exception as exc:  # SQLite's and the disk's errors that escaped a ledger call: one line
+        named = storage_error_for_cli(exc)
+        if named is None:
+            raise
+        fail_with(named)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

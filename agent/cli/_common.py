@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from agent.config import Config
+from agent.errors import AgentError
+from sync.wire.redact import redact
 
 
 class State:
@@ -50,3 +52,31 @@ def fail(message: str, code: int) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def fail_with(exc: AgentError) -> None:
+    """The one line for an error (never a citizen's number, as typed) and its exit code."""
+    click.echo(f"error: {redact(exc.message)}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def storage_error_for_cli(exc: Exception) -> AgentError | None:
+    """SQLite's or the disk's error named for the operator (exit 3 with the way out), or None for
+    anything else (a bug: the traceback is the useful report)."""
+    import errno
+    from pathlib import Path
+
+    from agent.errors import LedgerIOError
+    from agent.ledger.db import RESTORE_HINT, DatabaseError, is_storage, storage_error
+
+    where = Path.cwd()
+    if isinstance(exc, DatabaseError):
+        if is_storage(exc):
+            return storage_error(exc, where / "ledger.db")
+        name = getattr(exc, "sqlite_errorname", None) or exc.__class__.__name__
+        return LedgerIOError(
+            f"the ledger answered an error ({name}); try again; if it keeps failing, {RESTORE_HINT}"
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return storage_error(exc, where / "ledger.db")
+    return None

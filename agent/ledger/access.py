@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from agent.ledger.db import DatabaseError, is_storage
 from agent.ledger.ledger import Ledger
 
 #: What the flows are given: call it, and hold what it yields only for ledger calls.
@@ -27,7 +28,12 @@ class LedgerAccess:
     @contextmanager
     def __call__(self) -> Iterator[Ledger]:
         with self.lock:
-            yield self.ledger
+            try:
+                yield self.ledger
+            except DatabaseError as exc:
+                if not is_storage(exc):
+                    raise
+                raise self.ledger.translate(exc) from None  # disk full, damage, I/O: named
 
 
 def as_provider(ledger: Ledger | LedgerProvider) -> LedgerProvider:

@@ -6,15 +6,77 @@ switch, migrations) runs until a read has proved the key.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 import sqlcipher3
 
-from agent.errors import NotInitialised, WrongKey
+from agent import fsutil
+from agent.errors import (
+    DiskFull,
+    LedgerDamaged,
+    LedgerIOError,
+    LedgerStorageError,
+    NotInitialised,
+    WrongKey,
+)
 
 DatabaseError = sqlcipher3.DatabaseError
 Connection = Any  # sqlcipher3.Connection has no usable stub
+
+# SQLite's primary result codes that name what went wrong with the file.
+_BUSY, _LOCKED, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 10, 11, 13, 14, 26
+#: Below this much free space an I/O error is taken to be the full disk (SQLite sometimes says
+#: "disk I/O error" when it could not grow its -shm or -wal on a full disk).
+_NEARLY_FULL = 1024 * 1024
+RESTORE_HINT = "restore the newest good backup (kiosk-agent restore --from FILE --yes) and tell your LSP"
+
+
+_READONLY = 8
+_STORAGE = frozenset({_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB})
+
+
+def is_storage(exc: BaseException) -> bool:
+    """An error of the file or the disk (not a constraint or a bug in our SQL)."""
+    return (
+        isinstance(exc, DatabaseError) and ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in _STORAGE
+    )
+
+
+def disk_full(folder: Path) -> DiskFull:
+    free = fsutil.free_bytes(folder)
+    return DiskFull(
+        f"the disk holding {folder} is full ({free // 1024} KB free): the ledger can't be written; "
+        "free disk space (old backups, downloads), then try again; nothing committed was lost"
+    )
+
+
+def damaged(path: Path, what: str) -> LedgerDamaged:
+    return LedgerDamaged(f"{path}: the ledger file is damaged ({what}); no new sales: {RESTORE_HINT}")
+
+
+def storage_error(exc: Exception, path: Path) -> LedgerStorageError:
+    """Name what really happened to the ledger file: disk full, damage, an I/O error, busy.
+
+    ``exc`` is SQLite's error (or an OSError from a file beside the ledger); ``path`` the ledger.
+    A wrong key is decided at open only (see :func:`connect`), never here."""
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return disk_full(path.parent)
+        return LedgerIOError(f"{path.parent}: the disk could not be written ({exc.strerror}); check it")
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == _FULL or (code in (_IOERR, _CANTOPEN) and fsutil.free_bytes(path.parent) < _NEARLY_FULL):
+        return disk_full(path.parent)
+    if code in (_CORRUPT, _NOTADB):
+        return damaged(path, "a page fails its check")
+    if code in (_BUSY, _LOCKED):
+        return LedgerIOError(f"{path}: the ledger is busy (another kiosk-agent command holds it); try again")
+    name = getattr(exc, "sqlite_errorname", None) or exc.__class__.__name__
+    return LedgerIOError(
+        f"{path}: the disk could not read or write the ledger ({name}); check the disk and its cable, "
+        f"then try again; if it keeps failing, {RESTORE_HINT}"
+    )
 
 
 def connect(path: Path, hex_key: str, *, create: bool = False) -> Connection:
@@ -23,13 +85,16 @@ def connect(path: Path, hex_key: str, *, create: bool = False) -> Connection:
         raise NotInitialised(f"{path}: no ledger here; run kiosk-agent init")
     mode = "rwc" if create else "rw"
     uri = f"{path.resolve().as_uri()}?mode={mode}"
-    conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
-    if not _keyed(conn, hex_key):
+    try:
+        conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
+    except DatabaseError as exc:
+        raise storage_error(exc, path) from None
+    try:
+        _key_and_prove(conn, path, hex_key)
+        apply_pragmas(conn)
+    except BaseException:
         conn.close()
-        raise WrongKey(
-            f"{path}: the ledger does not open with this key (wrong key or not a ledger); nothing was changed"
-        ) from None
-    apply_pragmas(conn)
+        raise
     return conn
 
 
@@ -48,24 +113,36 @@ def apply_pragmas(conn: Connection) -> None:
         conn.execute(f"PRAGMA {pragma}")
 
 
-def _keyed(conn: Connection, hex_key: str) -> bool:
-    """Give the connection its key and prove it with a read; False if the key does not open it."""
+def _key_and_prove(conn: Connection, path: Path, hex_key: str) -> None:
+    """Give the connection its key and prove it with a read. Only SQLite's "file is not a
+    database" (page 1 fails its HMAC) is a wrong key here; the caller may still find that the key
+    is right and page 1 is damaged (:mod:`agent.ledger.hwm` holds a check of the key). A full
+    disk, an I/O error or a damaged page further in are named as such."""
     try:
         conn.execute(f"PRAGMA key = \"x'{hex_key}'\"")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlcipher3.DatabaseError:
-        return False
-    return True
+    except DatabaseError as exc:
+        if ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) == _NOTADB:
+            raise WrongKey(
+                f"{path}: the ledger does not open with this key (wrong key or not a ledger); "
+                "nothing was changed"
+            ) from None
+        raise storage_error(exc, path) from None
 
 
 def open_readonly(path: Path, hex_key: str) -> Connection:
     """A read-only keyed connection (no pragmas, nothing written); WrongKey if the key does not open it."""
-    conn = sqlcipher3.connect(
-        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
-    if not _keyed(conn, hex_key):
+    try:
+        conn = sqlcipher3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    except DatabaseError as exc:
+        raise storage_error(exc, path) from None
+    try:
+        _key_and_prove(conn, path, hex_key)
+    except BaseException:
         conn.close()
-        raise WrongKey(f"{path}: does not open with this key")
+        raise
     return conn
 
 

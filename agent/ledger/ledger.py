@@ -19,12 +19,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import ids
 from agent.clock import KioskClock
-from agent.errors import InvalidInput, NotFound, NotInitialised
-from agent.ledger import db, idempotency, identity, migrations, print_jobs, readmodel, tokens
-from agent.ledger.db import Connection, connect
+from agent.errors import (
+    InvalidInput,
+    LedgerBehind,
+    LedgerDamaged,
+    LedgerStorageError,
+    NotFound,
+    NotInitialised,
+)
+from agent.ledger import db, hwm, idempotency, identity, migrations, print_jobs, readmodel, tokens
+from agent.ledger.db import Connection, DatabaseError, connect
 from agent.ledger.operators import Operators
 from agent.ledger.print_jobs import PrintJobs
 from agent.ledger.readmodel import LedgerStatus, OutboxCounts, TxnRow
+from agent.ledger.space import Space
 from sync.wire import canonical
 from sync.wire import tokens as wire_tokens
 
@@ -130,26 +138,104 @@ class Ledger:
             raise NotInitialised(f"{path}: ledger has no device identity; run kiosk-agent init")
         self._key = identity.load_private_key(stored)
         self.public_key = self._key.public_key()
+        self.space: Space | None = None  # set by open(): sales refused before the disk is full
+        self.hwm: hwm.HighWaterMark | None = None  # set by open(): a backup being checked has none
+        #: Why no new records may be appended (damage, lost writes, the server ahead), or None.
+        self.refusal: LedgerStorageError | None = None
+        self.refusal_code: str | None = None
 
     @classmethod
-    def open(cls, path: Path, hex_key: str, now: Callable[[], int] = ids.now_ms) -> Ledger:
+    def open(
+        cls,
+        path: Path,
+        hex_key: str,
+        now: Callable[[], int] = ids.now_ms,
+        *,
+        space: Space | None = None,
+        checkpoint_pages: int | None = None,
+    ) -> Ledger:
+        """Open, migrate, and compare with the high-water mark (a ledger behind it opens for
+        reading, verify and backup, but refuses new records: :attr:`refusal`)."""
+        if space is not None:
+            space.before_write()  # on a full disk the reserve makes room for the -shm and WAL
         conn = connect(path, hex_key)
         try:
+            if checkpoint_pages is not None:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
             if migrations.schema_version(conn) < len(migrations.MIGRATIONS):
                 migrations.migrate(conn)
-            return cls(conn, path, now)
+            led = cls(conn, path, now)
+            led.space = space
+            led._attach_mark(hex_key)
+            return led
+        except (DatabaseError, OSError) as exc:
+            conn.close()
+            if isinstance(exc, DatabaseError) and not db.is_storage(exc):
+                raise
+            raise db.storage_error(exc, path) from None
         except BaseException:
             conn.close()
             raise
 
+    def _attach_mark(self, hex_key: str) -> None:
+        mark, found = hwm.HighWaterMark.open(self.path, hex_key, self.device_id)
+        self.hwm = mark
+        seq, h = self.head()
+        serial = tokens.highest_issued(self.conn)
+        if not found:
+            mark.seed(seq, h, serial)
+            return
+        problem = hwm.check(mark.mark, seq, h, serial, self.record_hash)
+        if problem is not None:
+            self._refuse(*problem)
+        elif (seq, serial) != (mark.mark.seq, mark.mark.serial):
+            mark.seed(seq, h, serial)  # a crash between a commit and its mark: the ledger is ahead
+
+    def _refuse(self, code: str, why: str) -> None:
+        cls = LedgerDamaged if code == "ledger_damaged" else LedgerBehind
+        self.refusal_code = code
+        self.refusal = cls(f"{self.path}: {why}; no new sales: {db.RESTORE_HINT}")
+        log.error("ledger refuses new records: %s (%s)", code, why)
+
+    def translate(self, exc: Exception) -> LedgerStorageError:
+        """Our name for SQLite's error; damage is remembered (in the mark) so sales stay refused."""
+        err = db.storage_error(exc, self.path)
+        if isinstance(err, LedgerDamaged):
+            self.mark_damaged("a page failed its check")
+        return err
+
+    def mark_damaged(self, why: str) -> None:
+        """Found damaged (by verify, or a read): refuse new records now and after a restart."""
+        if self.hwm is not None:
+            try:
+                self.hwm.mark_damaged(why)
+            except OSError:
+                log.exception("could not record the damage in the high-water mark")
+        if self.refusal_code != "ledger_damaged":
+            self._refuse("ledger_damaged", f"the ledger file is damaged ({why})")
+
+    def note_server_head(self, server_seq: int) -> None:
+        """The server's head for this device (from a sync answer): ahead of ours refuses sales."""
+        if self.hwm is not None:
+            self.hwm.note_server_head(server_seq)
+        seq = self.head()[0]
+        if server_seq > seq and self.refusal is None:
+            self._refuse(
+                "server_ahead", f"the server holds {server_seq} records of this kiosk, the ledger {seq}"
+            )
+
     def close(self) -> None:
+        if self.hwm is not None:
+            self.hwm.close()
         self.conn.close()
 
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close()
+        if isinstance(exc, DatabaseError) and db.is_storage(exc):  # named: disk full, damage, I/O
+            raise self.translate(exc) from None
 
     # -- meta -------------------------------------------------------------
     def meta(self, key: MetaKey) -> str | None:
@@ -191,14 +277,23 @@ class Ledger:
     # -- transactions -----------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One short write transaction; BEGIN IMMEDIATE takes the write lock first."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One short write transaction; BEGIN IMMEDIATE takes the write lock first. SQLite's
+        errors come out named (DiskFull, LedgerDamaged, LedgerIOError), the transaction undone."""
+        if self.space is not None:
+            self.space.before_write()
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except DatabaseError as exc:
+            if db.is_storage(exc):
+                raise self.translate(exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     def head(self, conn: Connection | None = None) -> tuple[int, str]:
         row = (
@@ -219,6 +314,11 @@ class Ledger:
         stored in the same commit (agent.ledger.idempotency). ``created_at`` is never before the
         previous record's (a clock stepped back keeps today's sales on today).
         """
+        if self.refusal is not None:
+            raise self.refusal
+        if self.space is not None:
+            self.space.check_sale()
+        serial = None
         with self.write() as conn:
             seq, prev_hash, last_at = self._tail(conn)
             now = max(self.now(), last_at)
@@ -226,8 +326,11 @@ class Ledger:
             rec: dict[str, Any] = {k: v for k, v in draft.items() if v is not None}
             rec.update(seq=seq, txn_id=ids.uuid7(now), created_at=now, prev_hash=prev_hash)
             if rec["kind"] == "sale":
-                rec["token"] = tokens.take_token(conn) or wire_tokens.provisional_token(
-                    self.kiosk_code, self.device_id, seq
+                serial = tokens.take_serial(conn)
+                rec["token"] = (
+                    wire_tokens.token_for_serial(serial)
+                    if serial is not None
+                    else wire_tokens.provisional_token(self.kiosk_code, self.device_id, seq)
                 )
             h = canonical.record_hash(rec)
             sig = canonical.sign_hash(self._key, h)
@@ -239,6 +342,7 @@ class Ledger:
                 print_jobs.queue(conn, seq, now)
             if idem_key is not None:
                 idempotency.store(conn, idem_key[0], seq, idem_key[1], now)
+        self._advance_mark(seq, h, serial)
         log.info(
             "committed seq=%d kind=%s service=%s token=%s",
             seq,
@@ -258,6 +362,18 @@ class Ledger:
     def idempotency_key(self, key: str) -> idempotency.Stored | None:
         """The sale an Idempotency-Key made, if it was seen before."""
         return idempotency.lookup(self.conn, key)
+
+    def _advance_mark(self, seq: int, h: str, serial: int | None) -> None:
+        """After the commit (never before: a mark ahead of the ledger would be a false alarm).
+        The sale stands whatever happens here; a mark that can't be written stops the next one."""
+        if self.hwm is None:
+            return
+        try:
+            self.hwm.advance(seq, h, serial)
+        except OSError as exc:
+            log.error("could not write the high-water mark after seq %d (%s)", seq, exc.strerror)
+            self.refusal_code = "ledger_io"
+            self.refusal = db.storage_error(exc, self.path)
 
     # -- repositories -------------------------------------------------------
     @cached_property
@@ -342,6 +458,23 @@ class Ledger:
     def checkpoint(self) -> None:
         """Fold the WAL into the file (the scheduler's job; readers are not blocked)."""
         db.checkpoint(self.conn, "PASSIVE")
+        if self.hwm is not None:
+            self.hwm.sync()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """What status shows: the disk (disk_low / disk_full) and why sales are refused, if they are.
+        Details hold numbers, never citizen data."""
+        out: list[dict[str, Any]] = []
+        disk = self.space.alert() if self.space is not None else None
+        if disk is not None:
+            out.append(disk)
+        if self.refusal_code is not None:
+            mark = self.hwm.mark if self.hwm is not None else None
+            detail = {"head_seq": self.head()[0], "mark_seq": mark.seq if mark else None}
+            if mark is not None and self.refusal_code == "server_ahead":
+                detail["server_seq"] = mark.server_seq
+            out.append({"code": self.refusal_code, "severity": "error", "detail": detail})
+        return out
 
     def backup_into(self, dest: Path, hex_key: str) -> None:
         """An encrypted copy of the whole ledger in ``dest`` (see agent.backup for the checks)."""

@@ -10,9 +10,10 @@ from agent import ids
 from agent.config import Config
 from agent.errors import WrongKey
 from agent.fsutil import create_private, private_dir, private_file
-from agent.ledger import identity, keys, migrations, tokens
+from agent.ledger import db, hwm, identity, keys, migrations, tokens
 from agent.ledger.db import connect
 from agent.ledger.ledger import Ledger
+from agent.ledger.space import Space
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,23 @@ def open_ledger(cfg: Config, now: Callable[[], int] = ids.now_ms) -> Ledger:
     if not cfg.ledger_path.exists():
         raise NotInitialised(f"{cfg.ledger_path}: no ledger here; run kiosk-agent init")
     _keep_private(cfg)
+    hex_key = _key(cfg, create=False)
     try:
-        return Ledger.open(cfg.ledger_path, _key(cfg, create=False), now)
+        return _open(cfg, hex_key, now)
     except WrongKey:
         from agent.rekey import finish_interrupted  # a rekey cut off between the rekey and the key swap
 
         recovered = finish_interrupted(cfg)
-        if recovered is None:
-            raise
-        return Ledger.open(cfg.ledger_path, recovered, now)
+        if recovered is not None:
+            return _open(cfg, recovered, now)
+        if hwm.key_matches(cfg.ledger_path, hex_key):  # the key is proven right: page 1 is damaged
+            raise db.damaged(cfg.ledger_path, "its first page fails its check") from None
+        raise
+
+
+def _open(cfg: Config, hex_key: str, now: Callable[[], int]) -> Ledger:
+    pages = cfg.settings.ledger.wal_checkpoint_pages
+    return Ledger.open(cfg.ledger_path, hex_key, now, space=Space.from_config(cfg), checkpoint_pages=pages)
 
 
 def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int] = ids.now_ms) -> InitResult:
@@ -67,7 +76,7 @@ def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int]
     path = cfg.ledger_path
     created = False
     if path.exists():
-        ledger = Ledger.open(path, _key(cfg, create=False), now)
+        ledger = _open(cfg, _key(cfg, create=False), now)
     else:
         sec = cfg.settings.security
         # Reuse a key that is already there (env, keyring, or a file left by an
@@ -99,7 +108,7 @@ def init_ledger(cfg: Config, *, dev_leases: bool = False, now: Callable[[], int]
             conn.close()
         tmp.replace(path)  # the ledger appears whole or not at all
         created = True
-        ledger = Ledger.open(path, hex_key, now)
+        ledger = _open(cfg, hex_key, now)
         log.info("initialised ledger for device %s", device_id)
     _keep_private(cfg)
     with ledger:

@@ -4,7 +4,6 @@ write transaction: the lease cursor moves in the same commit as the record."""
 from __future__ import annotations
 
 from agent.ledger.db import Connection
-from sync.wire import tokens as wire_tokens
 
 # A development-only block (init --dev-leases) lives far from the server's
 # serials; the server rejects these tokens, so they can never reach the centre
@@ -13,16 +12,26 @@ DEV_LEASE_START = 9_900_000_000
 DEV_LEASE_SIZE = 100_000
 
 
-def take_token(conn: Connection) -> str | None:
-    """The next leased token, or None when every block is spent."""
+_TAKE = (
+    "UPDATE leases SET next_serial = next_serial + 1 WHERE lease_id = ("
+    "SELECT lease_id FROM leases WHERE next_serial < end_serial ORDER BY received_at, start_serial LIMIT 1"
+    ") RETURNING next_serial - 1"
+)
+
+
+def take_serial(conn: Connection) -> int | None:
+    """The next leased serial (one statement: the cursor moves as it is read), or None when every
+    block is spent."""
+    rows = conn.execute(_TAKE).fetchall()  # all: the statement must finish before COMMIT
+    return int(rows[0][0]) if rows else None
+
+
+def highest_issued(conn: Connection) -> int:
+    """The highest serial any block has issued (0: none), for the high-water mark."""
     row = conn.execute(
-        "SELECT lease_id, next_serial FROM leases WHERE next_serial < end_serial "
-        "ORDER BY received_at, start_serial LIMIT 1"
+        "SELECT COALESCE(MAX(next_serial - 1), 0) FROM leases WHERE next_serial > start_serial"
     ).fetchone()
-    if row is None:
-        return None
-    conn.execute("UPDATE leases SET next_serial = next_serial + 1 WHERE lease_id = ?", (row[0],))
-    return wire_tokens.token_for_serial(row[1])
+    return int(row[0])
 
 
 def remaining(conn: Connection) -> int:
