@@ -37,4 +37,11 @@ class KioskClock:
         return changed
 
 
-__all__ = ["KioskClock"]
+def alert(offset_s: float, margin_s: float) -> dict[str, object] | None:
+    """status' ``clock_wrong`` (a warning: sales are stamped with the corrected time)."""
+    if abs(offset_s) <= margin_s:
+        return None
+    return {"code": "clock_wrong", "severity": "warning", "detail": {"offset_s": round(offset_s)}}
+
+
+__all__ = ["KioskClock", "alert"]

@@ -59,6 +59,7 @@ class SyncClient:
         self.encoding = encoding if (encoding != "zstd" or zstandard is not None) else "gzip"
         self.clock = clock
         self.offset_s = 0.0  # server time minus our clock, from the last Date header
+        self.offset_known = False  # True once an answer carried a Date
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -76,6 +77,7 @@ class SyncClient:
             return
         # Date has 1 s resolution: only correct offsets that matter for the +-5 min window.
         off = server - self.clock()
+        self.offset_known = True
         if abs(off - self.offset_s) > 2:
             self.offset_s = off
 

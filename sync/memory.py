@@ -56,6 +56,7 @@ class MemoryOutbox:
         self.catalog: tuple[int, dict[str, Any]] | None = None
         self.synced_at_ms: int | None = None
         self.acks_applied: list[list[int]] = []
+        self.clock_offset_s = 0.0
 
     # -- what the kiosk does ---------------------------------------------------
     def add(self, service: str = "WATER_BILL", amount_paise: int = 100, **extra: Any) -> dict[str, Any]:
@@ -190,6 +191,9 @@ class MemoryOutbox:
 
     def store_catalog(self, version: int, doc: dict[str, Any]) -> None:
         self.catalog = (version, doc)
+
+    def note_clock(self, offset_s: float) -> None:
+        self.clock_offset_s = offset_s
 
     def mark_synced(self, server_time_ms: int) -> None:
         self.synced_at_ms = server_time_ms

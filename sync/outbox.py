@@ -62,3 +62,6 @@ class Outbox(Protocol):
     def store_catalog(self, version: int, doc: dict[str, Any]) -> None: ...
 
     def mark_synced(self, server_time_ms: int) -> None: ...
+
+    def note_clock(self, offset_s: float) -> None:
+        """The server's clock minus ours, learned from its answers (the kiosk stamps with it)."""

@@ -57,10 +57,12 @@ def verify_cmd(state: State, as_json: bool) -> None:
 
 
 def status_doc(state: State) -> dict[str, Any]:
+    from agent.api.queries import alerts
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
         st = ledger.status()
+        offset, found = round(ledger.clock.offset_s, 1), alerts(ledger, state.cfg)
     return {
         "device_id": st.device_id,
         "kiosk_code": st.kiosk_code,
@@ -70,6 +72,8 @@ def status_doc(state: State) -> dict[str, Any]:
         "outbox": st.outbox,
         "tokens": {"remaining": st.tokens_remaining, "days_left": st.tokens_days_left},
         "last_sync_at": st.last_sync_at,
+        "clock_offset_s": offset,
+        "alerts": found,
     }
 
 

@@ -151,6 +151,9 @@ class LedgerOutbox:
             {"catalog_version": str(version), "catalog_json": json.dumps(doc, ensure_ascii=False)}
         )
 
+    def note_clock(self, offset_s: float) -> None:
+        self.ledger.set_clock_offset(offset_s)
+
     def mark_synced(self, server_time_ms: int) -> None:
         from agent.ids import iso_utc
 
