@@ -18,7 +18,9 @@ import pytest
 from tests.conftest import Kiosk
 from tests.e2e.servers import ServerProcess
 
-pytestmark = pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (apt install faketime)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("faketime") is None, reason="needs Debian's faketime (apt install faketime; .ci/run does)"
+)
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 WATER = ["--service", "WATER_BILL", "--field", "consumer_number=3345678901"]
