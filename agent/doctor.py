@@ -19,12 +19,10 @@ import requests
 import serial
 
 from agent.config import Config
-from agent.errors import AgentError, KeyUnavailable, NotInitialised, WrongKey
+from agent.errors import AgentError, DiskFull, KeyUnavailable, NotInitialised, WrongKey
 
 Status = Literal["OK", "WARN", "FAIL"]
 MB = 1024 * 1024
-DISK_WARN = 500 * MB
-DISK_FAIL = 50 * MB
 SKEW_FAIL_S = 300  # sales stamped further off than this (unlearned offset): FAIL
 
 
@@ -119,6 +117,8 @@ def check_ledger(cfg: Config, learned: list[float] | None = None) -> tuple[Check
             fix = "run kiosk-agent init"
         elif isinstance(exc, KeyUnavailable | WrongKey):
             fix = "fix the key first (see the key line); never re-run init over an existing ledger"
+        elif isinstance(exc, DiskFull):
+            fix = "free disk space (old backups, downloads); the ledger is kept as it is"
         else:
             fix = "restore the newest good backup (kiosk-agent restore) and tell your LSP"
         return Check("ledger", "FAIL", exc.message, fix), cfg.settings.server.url or None
@@ -127,11 +127,12 @@ def check_ledger(cfg: Config, learned: list[float] | None = None) -> tuple[Check
             "ledger", "FAIL", f"cannot read the ledger ({exc.__class__.__name__})", "restore a backup"
         ), None
     if not res.ok:
+        where = f"broken at seq {res.bad_seq}: " if res.bad_seq is not None else ""
         return (
             Check(
                 "ledger",
                 "FAIL",
-                f"broken at seq {res.bad_seq}: {res.problem}",
+                f"{where}{res.problem}",
                 "restore the newest good backup; tell your LSP",
             ),
             url,
@@ -140,14 +141,18 @@ def check_ledger(cfg: Config, learned: list[float] | None = None) -> tuple[Check
 
 
 def check_disk(cfg: Config, probes: Probes) -> Check:
+    """The same thresholds the ledger refuses sales at ([ledger] min_free_mb / warn_free_mb)."""
     path = cfg.data_dir
     while not path.exists() and path != path.parent:
         path = path.parent
     free = int(probes.disk_usage(str(path)).free)
+    led = cfg.settings.ledger
     detail = f"{free // MB} MB free at {path}"
-    if free < DISK_FAIL:
-        return Check("disk", "FAIL", detail, "free disk space now: the ledger cannot grow")
-    if free < DISK_WARN:
+    if free < led.min_free_mb * MB:
+        return Check(
+            "disk", "FAIL", detail + f"; new sales refused below {led.min_free_mb} MB", "free disk space now"
+        )
+    if free < max(led.warn_free_mb, led.min_free_mb) * MB:
         return Check("disk", "WARN", detail, "free some disk space (old backups in <data_dir>/backups)")
     return Check("disk", "OK", detail)
 

@@ -113,6 +113,25 @@ def keep_reserve(path: Path, size: int) -> bool:
     return True
 
 
+def allocate(path: Path) -> None:
+    """Give every byte of ``path`` (up to its size) real blocks: a file with holes that is mmap'd
+    (SQLite's -shm on a 1 KB-block filesystem) raises SIGBUS when a hole is touched on a full
+    disk; allocated, it can't. OSError (ENOSPC) when the blocks aren't there. No-op where the
+    file is missing or the platform has no ``posix_fallocate``."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
 def release_reserve(path: Path) -> bool:
     """Give the reserve's space back to the disk; True when there was one."""
     try:
@@ -123,6 +142,7 @@ def release_reserve(path: Path) -> bool:
 
 
 __all__ = [
+    "allocate",
     "atomic_write",
     "create_private",
     "free_bytes",

@@ -26,7 +26,7 @@ from agent.backup import BackupResult, check_file, current_key, remove_with_side
 from agent.config import Config
 from agent.errors import AgentError, InvalidInput, LedgerCorrupt
 from agent.fsutil import fsync_dir, fsync_file
-from agent.ledger import Ledger, keys
+from agent.ledger import Ledger, hwm, keys
 from agent.ledger.db import checkpoint, connect, rekey, single_file
 from agent.lockfile import DirLock
 
@@ -172,6 +172,7 @@ def _apply(cfg: Config, plan: RestorePlan, now: Callable[[], int]) -> RestoreRes
         kept = _keep_current(cfg, hex_key, utc_stamp(now()))
         os.replace(tmp, cfg.ledger_path)
         fsync_dir(cfg.data_dir)
+        hwm.reset(cfg.ledger_path)  # the older ledger is put back on purpose: its mark starts again
     finally:
         remove_with_sidecars(tmp)
     with Ledger.open(cfg.ledger_path, hex_key) as led:  # runs any migrations the older copy needs

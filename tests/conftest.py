@@ -123,3 +123,86 @@ ELEC = {
     "amount": "1250.50",
     "fields": {"discom": "JVVNL", "k_number": "210412345678"},
 }
+
+
+@dataclass
+class SmallDisk:
+    """A size-limited tmpfs mounted for one test (a real filesystem that fills up)."""
+
+    mount: Path
+
+    def fill(self, leave: int = 0) -> Path:
+        """Write a filler file until fewer than ``leave`` bytes are free (0: ENOSPC)."""
+        filler = self.mount / f"filler-{len(list(self.mount.glob('filler-*')))}"
+        with open(filler, "wb") as fh:
+            chunk = b"\xa5" * 65536
+            while True:
+                room = self.free() - leave
+                if room <= 0:
+                    break
+                try:
+                    fh.write(chunk[: min(len(chunk), max(room, 1))])
+                    fh.flush()
+                except OSError:
+                    break
+        return filler
+
+    def free(self) -> int:
+        st = os.statvfs(self.mount)
+        return st.f_bavail * st.f_frsize
+
+    def release(self) -> None:
+        for filler in self.mount.glob("filler-*"):
+            filler.unlink()
+
+
+def _mount(argv: list[str]) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot make a small filesystem here ({argv[0]}: {exc.__class__.__name__})")
+    if proc.returncode != 0:
+        pytest.skip(
+            f"cannot make a small filesystem here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}"
+        )
+
+
+@pytest.fixture
+def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDisk]:
+    """An 8 MB tmpfs, created and removed by the test; skipped where this machine can't mount."""
+    mount = tmp_path_factory.mktemp("smalldisk")
+    _mount(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)])
+    try:
+        yield SmallDisk(mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def small_ext4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDisk]:
+    """An 8 MB loop-mounted ext4 image with 1 KB blocks and no root reserve (the shape in which a
+    sparse, mmap'd -shm raised SIGBUS on a full disk); removed by the test."""
+    where = tmp_path_factory.mktemp("smallext4")
+    image, mount = where / "disk.img", where / "mnt"
+    mount.mkdir()
+    with open(image, "wb") as fh:
+        fh.truncate(8 * 1024 * 1024)
+    _mount(["mkfs.ext4", "-q", "-F", "-b", "1024", "-m", "0", str(image)])
+    _mount(["mount", "-o", "loop", str(image), str(mount)])
+    try:
+        yield SmallDisk(mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+        image.unlink(missing_ok=True)
+
+
+def kiosk_on(disk: SmallDisk, kiosk: Kiosk, extra: str = "", reserve_mb: int = 1) -> Kiosk:
+    """``kiosk``'s data dir moved onto ``disk`` (its config and logs of processes stay where they are)."""
+    (disk.mount / "data").mkdir(mode=0o700)
+    kiosk.data_dir.symlink_to(disk.mount / "data")
+    kiosk.config_path.write_text(
+        f'[agent]\ndata_dir = "data"\n[ledger]\nmin_free_mb = 2\nwarn_free_mb = 4\n'
+        f"reserve_mb = {reserve_mb}\n{extra}",
+        encoding="utf-8",
+    )
+    return kiosk

@@ -82,11 +82,6 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except AgentError as exc:
         fail_with(exc)
-    except Exception as exc:  # SQLite's and the disk's errors that escaped a ledger call: one line
-        named = storage_error_for_cli(exc)
-        if named is None:
-            raise
-        fail_with(named)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -97,3 +92,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # SQLite's and the disk's errors that escaped a ledger call: one line
+        named = storage_error_for_cli(exc)
+        if named is None:
+            raise
+        fail_with(named)

@@ -53,6 +53,8 @@ def verify_cmd(state: State, as_json: bool) -> None:
         return
     if as_json:
         emit(res.as_dict(), True)
+    if res.bad_seq is None:  # the file, or the ledger behind what it committed
+        raise LedgerCorrupt(str(res.problem))
     raise LedgerCorrupt(f"ledger broken at seq {res.bad_seq}: {res.problem}")
 
 
@@ -95,6 +97,7 @@ def status_cmd(state: State, as_json: bool) -> None:
                 f"tokens      {d['tokens']['remaining']} left"
                 + (f" (~{d['tokens']['days_left']} days)" if d["tokens"]["days_left"] is not None else ""),
                 f"last sync   {d['last_sync_at'] or 'never'}",
+                *[f"alert       {a['severity']}: {a['code']} {a['detail']}" for a in d["alerts"]],
             ]
         )
 

@@ -44,6 +44,30 @@ def is_storage(exc: BaseException) -> bool:
     )
 
 
+#: Free space below which the ledger is not opened at all: SQLite would grow its -shm into holes
+#: it then touches through mmap (SIGBUS, no message, on a full 1 KB-block filesystem).
+SHM_ROOM = 256 * 1024
+
+
+def _shm(path: Path) -> Path:
+    return path.with_name(path.name + "-shm")
+
+
+def room_to_open(path: Path) -> None:
+    """DiskFull before SQLite touches a -shm it could not back with blocks."""
+    if fsutil.free_bytes(path.parent) < SHM_ROOM:
+        raise disk_full(path.parent)
+
+
+def back_the_shm(path: Path) -> None:
+    """Fill the -shm's holes with real blocks now, while there is room, so no later write through
+    SQLite's mmap can fault (re-run at each checkpoint: the -shm grows with the WAL)."""
+    try:
+        fsutil.allocate(_shm(path))
+    except OSError as exc:
+        raise storage_error(exc, path) from None
+
+
 def disk_full(folder: Path) -> DiskFull:
     free = fsutil.free_bytes(folder)
     return DiskFull(
@@ -85,6 +109,7 @@ def connect(path: Path, hex_key: str, *, create: bool = False) -> Connection:
         raise NotInitialised(f"{path}: no ledger here; run kiosk-agent init")
     mode = "rwc" if create else "rw"
     uri = f"{path.resolve().as_uri()}?mode={mode}"
+    room_to_open(path)
     try:
         conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
     except DatabaseError as exc:
@@ -92,6 +117,7 @@ def connect(path: Path, hex_key: str, *, create: bool = False) -> Connection:
     try:
         _key_and_prove(conn, path, hex_key)
         apply_pragmas(conn)
+        back_the_shm(path)
     except BaseException:
         conn.close()
         raise
@@ -151,6 +177,7 @@ def checkpoint(conn: Connection, mode: str = "PASSIVE") -> None:
     if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
         raise ValueError(f"no checkpoint mode {mode!r}")
     conn.execute(f"PRAGMA wal_checkpoint({mode})")
+    back_the_shm(Path(conn.execute("PRAGMA database_list").fetchone()[2]))
 
 
 def single_file(conn: Connection) -> None:

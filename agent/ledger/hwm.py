@@ -6,7 +6,7 @@ citizens already hold. ``<ledger>.hwm`` holds the head seq, the head hash and th
 serial issued (plus the server's head for this device, and a damage mark), and
 :func:`check` compares the ledger with it at open.
 
-The file is two fixed 256-byte slots written in turn with one ``pwrite`` each (no rename: a
+The file is two fixed 512-byte slots written in turn with one ``pwrite`` each (no rename: a
 commit must stay one rename-free write), each slot carrying a counter and an HMAC-SHA256 keyed
 from the ledger key. The newest slot whose MAC holds is the mark; a torn write spoils one slot,
 never both. The MAC also proves the key: a ledger whose first page fails while the mark's MAC
@@ -32,7 +32,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SLOT = 256
+SLOT = 512
 _LABEL = b"kiosk-agent high-water mark v1"
 
 
@@ -63,7 +63,7 @@ class Mark:
                 "h": self.hash,
                 "t": self.serial,
                 "v": self.server_seq,
-                "x": self.damaged[:60],
+                "x": self.damaged[:120],
             },
             separators=(",", ":"),
         ).encode()

@@ -122,6 +122,7 @@ class LedgerOutbox:
                 "(state = 'acked' OR (state = 'rejected' AND last_error IS NOT 'fork'))",
                 (now, resp.head.seq),
             )
+        self.ledger.note_server_head(resp.head.seq)  # ahead of our head: records lost here
         return counts
 
     def issue_rate_per_day(self) -> float:

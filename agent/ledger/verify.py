@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.errors import LedgerStorageError
+from agent.ledger import db
 from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
 from sync.wire import canonical
 
@@ -52,7 +54,42 @@ def _problem(
     return None
 
 
+def file_problem(ledger: Ledger) -> str | None:
+    """SQLCipher's check of every page's HMAC, then SQLite's structure check; None if both pass."""
+    try:
+        bad = ledger.conn.execute("PRAGMA cipher_integrity_check").fetchall()
+        if bad:
+            return f"{len(bad)} page(s) fail their HMAC (first: {str(bad[0][0])[:80]})"
+        rows = ledger.conn.execute("PRAGMA integrity_check(20)").fetchall()
+    except db.DatabaseError as exc:
+        return f"the file can't be read ({getattr(exc, 'sqlite_errorname', None) or exc})"
+    if [r[0] for r in rows] != ["ok"]:
+        return f"integrity check: {str(rows[0][0])[:80]}"
+    return None
+
+
 def verify(ledger: Ledger) -> VerifyResult:
+    """The file's pages, the chain, then the high-water mark. Damage found is remembered (new sales
+    stay refused until a restore); a ledger behind its mark is reported, never "ok"."""
+    head_seq, head_hash = 0, ""  # unknown: the file could not be walked
+    problem = file_problem(ledger)
+    if problem is None:
+        try:
+            res = walk_chain(ledger)
+        except (db.DatabaseError, LedgerStorageError) as exc:
+            problem = (
+                f"a record can't be read ({getattr(exc, 'sqlite_errorname', None) or exc.__class__.__name__})"
+            )
+        else:
+            if not res.ok or ledger.refusal is None:
+                return res
+            return VerifyResult(False, res.count, res.head_seq, res.head_hash, None, ledger.refusal.message)
+    ledger.mark_damaged(problem)
+    why = f"the ledger file is damaged: {problem}; no new sales: {db.RESTORE_HINT}"
+    return VerifyResult(False, 0, head_seq, head_hash, None, why)
+
+
+def walk_chain(ledger: Ledger) -> VerifyResult:
     prev = canonical.genesis_hash(ledger.device_id)
     expected = 1
     count = 0

@@ -18,7 +18,7 @@ from agent.config import load
 from agent.harness import free_port
 from agent.ledger import open_ledger
 from hardware.sim.rdservice import RDServiceSim
-from tests.conftest import Kiosk, write_config
+from tests.conftest import ELEC, Kiosk, write_config
 
 
 def _by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
@@ -149,15 +149,27 @@ def test_unreachable_server_warns(kiosk: Kiosk) -> None:
     assert checks["clock"].status == "WARN"
 
 
-def test_disk_thresholds(kiosk: Kiosk) -> None:
+def test_disk_thresholds_are_the_ledgers(kiosk: Kiosk) -> None:
+    write_config(kiosk.root, "[ledger]\nwarn_free_mb = 300\nmin_free_mb = 30\n")
     kiosk.run("init", check=True)
-    for free, expected in (
-        (10 * doctor.DISK_WARN, "OK"),
-        (doctor.DISK_WARN - 1, "WARN"),
-        (doctor.DISK_FAIL - 1, "FAIL"),
-    ):
+    mb = doctor.MB
+    for free, expected in ((3000 * mb, "OK"), (300 * mb - 1, "WARN"), (30 * mb - 1, "FAIL")):
         probes = doctor.Probes(disk_usage=lambda p, f=free: SimpleNamespace(free=f))  # type: ignore[misc]
         assert _run(kiosk, probes)["disk"].status == expected
+
+
+def test_a_damaged_ledger_fails(kiosk: Kiosk) -> None:
+    """A flipped page the kiosk never reads in normal use: doctor still FAILs, and sales stop."""
+    kiosk.run("init", "--dev-leases", check=True)
+    path = kiosk.data_dir / "ledger.db"
+    data = bytearray(path.read_bytes())
+    data[len(data) - 100] ^= 0xFF  # inside the last page
+    path.write_bytes(bytes(data))
+    ledger = _run(kiosk)["ledger"]
+    assert ledger.status == "FAIL" and "damaged" in ledger.detail and "restore" in ledger.fix
+    fields = [a for k, v in ELEC["fields"].items() for a in ("--field", f"{k}={v}")]
+    sale = kiosk.run("txn", "new", "--service", "ELEC_BILL", "--amount", "1", *fields)
+    assert sale.returncode == 3 and "damaged" in sale.stderr
 
 
 def test_printer_and_r30x_ports(kiosk: Kiosk) -> None:
