@@ -79,6 +79,7 @@ class SyncSection:
     backoff_base_s: float = _f(2.0, gt=0)
     backoff_cap_s: float = _f(900.0, gt=0)
     heartbeat_s: int = _f(300, ge=10)
+    clock_margin_s: int = _f(120, ge=5, le=86_400)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from agent.errors import AgentError, DiskFull, KeyUnavailable, NotInitialised, W
 
 Status = Literal["OK", "WARN", "FAIL"]
 MB = 1024 * 1024
-SKEW_WARN_S = 120
-SKEW_FAIL_S = 300  # the server refuses signed requests outside +-5 min
+SKEW_FAIL_S = 300  # sales stamped further off than this (unlearned offset): FAIL
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,9 @@ def check_key(cfg: Config) -> Check:
     return Check("key", "OK", f"source {sec.key_source}")
 
 
-def check_ledger(cfg: Config) -> tuple[Check, str | None]:
-    """Integrity, and the server URL stored at enrollment (if any)."""
+def check_ledger(cfg: Config, learned: list[float] | None = None) -> tuple[Check, str | None]:
+    """Integrity, and the server URL stored at enrollment (if any). ``learned`` gets the clock
+    offset sync stored (what new sales are stamped with)."""
     from agent.ledger import open_ledger, verify
     from agent.syncing import server_url
 
@@ -110,6 +110,8 @@ def check_ledger(cfg: Config) -> tuple[Check, str | None]:
         with open_ledger(cfg) as led:
             res = verify(led)
             url = server_url(cfg, led)
+            if learned is not None:
+                learned.append(led.clock.offset_s)
     except AgentError as exc:
         if isinstance(exc, NotInitialised):
             fix = "run kiosk-agent init"
@@ -155,8 +157,13 @@ def check_disk(cfg: Config, probes: Probes) -> Check:
     return Check("disk", "OK", detail)
 
 
-def check_server(url: str | None, probes: Probes) -> list[Check]:
-    """Reachability of <url>/healthz and clock skew from its Date header."""
+def check_server(
+    url: str | None, probes: Probes, offset_s: float = 0.0, margin_s: float = 120
+) -> list[Check]:
+    """Reachability of <url>/healthz and clock skew from its Date header, judged as sync uses it:
+    sales are stamped with the PC's clock plus the offset sync learned (``offset_s``), and a
+    request signed with a wrong clock is signed again with the learned one, so a wrong PC clock
+    alone is a warning; a FAIL is sales being stamped far off the server's time."""
     if not url:
         return [
             Check(
@@ -184,13 +191,20 @@ def check_server(url: str | None, probes: Probes) -> list[Check]:
         skew = None
     if skew is None:
         return [server, Check("clock", "WARN", "unknown (the server sent no Date)", "")]
+    return [server, _clock_check(skew, offset_s, margin_s)]
+
+
+def _clock_check(skew: float, offset_s: float, margin_s: float) -> Check:
     detail = f"local clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the server"
     fix = "set the PC's clock (enable NTP / Windows time sync)"
-    if abs(skew) > SKEW_FAIL_S:
-        return [server, Check("clock", "FAIL", detail + "; sync will be refused", fix)]
-    if abs(skew) > SKEW_WARN_S:
-        return [server, Check("clock", "WARN", detail, fix)]
-    return [server, Check("clock", "OK", detail)]
+    stamped = skew + offset_s  # how far off the server's time a sale made now is stamped
+    if abs(stamped) <= margin_s:
+        if abs(skew) > margin_s:
+            return Check("clock", "WARN", detail + "; sales are stamped with the server's time", fix)
+        return Check("clock", "OK", detail)
+    off = f"{detail}; new sales are stamped {abs(stamped):.0f} s off until the kiosk syncs"
+    learn = "run kiosk-agent sync (it learns the server's time); " + fix
+    return Check("clock", "FAIL" if abs(stamped) > SKEW_FAIL_S else "WARN", off, learn)
 
 
 def _open_port(url: str, probes: Probes) -> str | None:
@@ -291,10 +305,11 @@ def run_checks(load: Callable[[], Config], probes: Probes | None = None) -> list
         ]
         return out + [check_raqm(None, probes)]
     out.append(check_key(cfg))
-    ledger_check, url = check_ledger(cfg)
+    learned: list[float] = []
+    ledger_check, url = check_ledger(cfg, learned)
     out.append(ledger_check)
     out.append(check_disk(cfg, probes))
-    out += check_server(url, probes)
+    out += check_server(url, probes, learned[0] if learned else 0.0, cfg.settings.sync.clock_margin_s)
     out.append(check_printer(cfg, probes))
     out.append(check_fingerprint(cfg, probes))
     out.append(check_raqm(cfg, probes))

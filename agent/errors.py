@@ -24,6 +24,10 @@ class InvalidInput(AgentError):
     """What the operator typed can't be accepted; nothing was written."""
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """The local API's Idempotency-Key came again with a different request; nothing was written."""
+
+
 class NotInitialised(AgentError):
     """The data dir or ledger does not exist yet."""
 

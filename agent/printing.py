@@ -4,11 +4,20 @@ A print job is queued in the same commit as its transaction; printing
 happens after the commit, outside any transaction. A failed print leaves the
 job pending with the reason; only the operator prints again (`receipt
 reprint`, marked DUPLICATE on paper), so nothing prints twice by itself.
+
+Under ``run`` one :class:`PrintWorker` owns the printer: one thread, one connection, jobs in
+the order they came (new sales' receipts, reprints, the status poll), so two sales at once never
+fight over the printer, and the sale's answer never waits for it.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict
@@ -142,6 +151,95 @@ def reprint(
         "print_error": reason,
         "duplicate": True,
     }
+
+
+class PrintWorker:
+    """The one owner of the printer under ``run``: a thread taking jobs from a queue in order.
+
+    ``printer`` None opens ``[printer]`` once and keeps the connection (the transport reconnects
+    after a drop). :attr:`state` is the printer's last known state ("ok", "paper_out", "offline",
+    "disconnected", ...): set after every print, from a status query right after a failed one, so
+    paper out shows in ``status`` within a second of the failed receipt.
+    """
+
+    def __init__(self, cfg: Config, access: LedgerProvider, printer: Printer | None = None) -> None:
+        self.cfg = cfg
+        self.access = access
+        self._printer = printer
+        self._own = printer is None
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="print-worker", daemon=True)
+        self.state = "unknown"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the jobs already queued (bounded by ``timeout_s``), then close the printer."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout_s)
+        if self._own and self._printer is not None:
+            self._printer.close()
+
+    def submit(self, fn: Callable[[], object]) -> Future[object]:
+        fut: Future[object] = Future()
+
+        def job() -> None:
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:
+                    fut.set_exception(exc)
+
+        self._jobs.put(job)
+        return fut
+
+    def enqueue_first_print(self, seq: int) -> Future[object]:
+        """A new sale's receipt (the job queued in its commit), printed after the answer."""
+        return self.submit(lambda: self._outcome(first_print(self.cfg, self.access, seq, self._device())))
+
+    def reprint(self, ref: str, timeout_s: float = 30.0) -> ReprintResult:
+        """Queued behind the jobs before it; the caller (the API) waits for the outcome."""
+        fut = self.submit(lambda: self._reprint(ref))
+        try:
+            return fut.result(timeout_s)  # type: ignore[return-value]
+        except FutureTimeout:
+            from hardware.errors import PrinterUnavailable
+
+            raise PrinterUnavailable("The printer is busy with earlier receipts; try again.") from None
+
+    def check(self) -> Future[object]:
+        """The status poll, in line with the jobs."""
+        return self.submit(self._poll)
+
+    def _reprint(self, ref: str) -> ReprintResult:
+        result = reprint(self.cfg, self.access, ref, self._device())
+        self._outcome(PrintOutcome(result["print_state"], result["print_error"]))  # type: ignore[arg-type]
+        return result
+
+    def _device(self) -> Printer:
+        if self._printer is None:
+            self._printer = open_configured(self.cfg)
+        return self._printer
+
+    def _outcome(self, outcome: PrintOutcome) -> PrintOutcome:
+        if outcome.state == "printed":
+            self.state = "ok"
+        elif outcome.state == "pending":
+            self._poll()  # why it failed: paper out, cover open, unplugged ...
+        return outcome
+
+    def _poll(self) -> str:
+        self.state = str(self._device().status())
+        return self.state
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception:  # a job's failure is in its Future; the worker keeps going
+                log.exception("print worker job failed")
 
 
 def render(cfg: Config, ledger: Ledger, ref: str, png: Path) -> Path:

@@ -78,7 +78,7 @@ class Runner:
         self.backoff = Backoff(cfg.settings.sync.backoff_base_s, cfg.settings.sync.backoff_cap_s)
         self.next_sync_at = 0.0
         self.sync_state = "starting"
-        self.printer_state = "unknown" if cfg.settings.printer.enabled else "disabled"
+        self.print_worker: printing.PrintWorker | None = None
         self.online = False
         self.port: int | None = None
         self._engine_cache: Any = None
@@ -91,6 +91,9 @@ class Runner:
         try:
             self.ledger = open_ledger(self.cfg)
             self.access = LedgerAccess(self.ledger)
+            if self.cfg.settings.printer.enabled:
+                self.print_worker = printing.PrintWorker(self.cfg, self.access, self.printer)
+                self.print_worker.start()
             if not self.ledger.kiosk_code:
                 self.sync_state = "waiting: not enrolled (kiosk-agent enroll)"
             api = self.cfg.settings.local_api
@@ -106,6 +109,7 @@ class Runner:
                 reprint=self.reprint if self.cfg.settings.printer.enabled else None,
                 on_commit=self.nudge_sync,
                 printer=self.printer,
+                enqueue_print=None if self.print_worker is None else self.print_worker.enqueue_first_print,
             )
             self.api_thread = threading.Thread(
                 target=serve,
@@ -222,15 +226,14 @@ class Runner:
         with self.access() as led:
             backup_rotate(self.cfg, led)
 
+    @property
+    def printer_state(self) -> str:
+        return "disabled" if self.print_worker is None else self.print_worker.state
+
     def printer_job(self) -> None:
-        if not self.cfg.settings.printer.enabled:
-            return
-        printer = self.printer or printing.open_configured(self.cfg)
-        try:
-            self.printer_state = str(printer.status())
-        finally:
-            if self.printer is None:
-                printer.close()
+        """The status poll goes through the print worker, in line with the receipts."""
+        if self.print_worker is not None:
+            self.print_worker.check()
 
     # -- API hooks ----------------------------------------------------------
     def nudge_sync(self, view: TxnView) -> None:
@@ -243,8 +246,8 @@ class Runner:
                 self.next_sync_at = min(self.next_sync_at, self.clock() + 2.0)
 
     def reprint(self, token: str) -> ReprintResult:
-        assert self.access is not None
-        return printing.reprint(self.cfg, self.access, token, self.printer)
+        assert self.print_worker is not None
+        return self.print_worker.reprint(token)
 
     def remote_lookup(self, token: str) -> dict[str, Any] | None:
         engine = self._engine()
@@ -287,6 +290,8 @@ class Runner:
             self.scheduler.shutdown(wait=False)
         if self.api_thread is not None:
             self.api_thread.join(timeout=3)
+        if self.print_worker is not None:
+            self.print_worker.stop()
         if self.ledger is not None and self.access is not None:
             with self.access.lock:  # waits for the write in progress, then no more
                 self.ledger.close()

@@ -123,12 +123,17 @@ def build_draft(
 
 
 def create(
-    ledger: Ledger, req: NewTxn, *, online: bool | Callable[[], bool] = False, queue_print: bool = False
+    ledger: Ledger,
+    req: NewTxn,
+    *,
+    online: bool | Callable[[], bool] = False,
+    queue_print: bool = False,
+    idem_key: tuple[str, str] | None = None,
 ) -> TxnView:
     """Validate, then commit (and queue the receipt in the same commit); returns the view of the
     committed row. The flow's commit step: ``agent.sales.new_sale`` is the whole flow."""
     draft = build_draft(req, current_catalog(ledger), online=online, seal_key=ledger.meta("server_seal_pub"))
-    rec = ledger.append(draft, queue_print=queue_print)
+    rec = ledger.append(draft, queue_print=queue_print, idem_key=idem_key)
     return view(ledger.find(rec["txn_id"]))
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
@@ -58,6 +59,7 @@ class SyncClient:
         self.encoding = encoding if (encoding != "zstd" or zstandard is not None) else "gzip"
         self.clock = clock
         self.offset_s = 0.0  # server time minus our clock, from the last Date header
+        self.offset_known = False  # True once an answer carried a Date
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -75,6 +77,7 @@ class SyncClient:
             return
         # Date has 1 s resolution: only correct offsets that matter for the +-5 min window.
         off = server - self.clock()
+        self.offset_known = True
         if abs(off - self.offset_s) > 2:
             self.offset_s = off
 
@@ -88,7 +91,7 @@ class SyncClient:
                 headers["Content-Encoding"] = self.encoding
         if signed:
             if self.private_key is None:
-                raise PermanentSyncError("this kiosk is not enrolled yet", code="not_enrolled")
+                raise PermanentSyncError("this kiosk is not enrolled yet", code="not_enrolled", left=False)
             headers.update(
                 signing.sign_request(
                     self.private_key, self.device_id, method, path, raw, now=self.server_now()
@@ -100,7 +103,9 @@ class SyncClient:
             )
         except requests.RequestException as exc:
             raise TransientSyncError(
-                f"cannot reach the server ({exc.__class__.__name__})", code="unreachable"
+                f"cannot reach the server ({exc.__class__.__name__})",
+                code="unreachable",
+                left=not _never_connected(exc),
             ) from None
         self.bytes_sent += len(raw) + _request_head_len(resp.request)
         wire = getattr(resp.raw, "tell", None)  # bytes as they came off the socket (compressed)
@@ -160,6 +165,18 @@ class SyncClient:
             return self._send("GET", "/healthz", signed=False).status_code == 200
         except SyncError:
             return False
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """The connection was never made (refused, no route, DNS, connect timeout): nothing was sent.
+    Anything later (reset, read timeout) may have delivered the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        never = urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+        return isinstance(reason, never)
+    return False
 
 
 def _request_head_len(req: requests.PreparedRequest) -> int:

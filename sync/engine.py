@@ -101,9 +101,14 @@ class SyncEngine:
             batch = self.outbox.next_batch(self.batch_max_records, self.batch_max_bytes)
             if batch is None:
                 break
+            try:
+                resp = self.client.push(batch.prev_hash, batch.records)
+            except SyncError as exc:
+                if not exc.left:  # no connection was made: the rows were not sent, they stay pending
+                    self.outbox.not_sent(batch)
+                raise
             report.sent += len(batch.records)
             report.batches += 1
-            resp = self.client.push(batch.prev_hash, batch.records)
             counts = self.outbox.apply_acks(batch, resp)
             report.accepted += counts.accepted
             report.duplicate += counts.duplicate
@@ -168,9 +173,23 @@ class SyncEngine:
         self.outbox.store_catalog(resp.version, resp.catalog.model_dump())
         return True
 
+    def note_clock(self) -> None:
+        """Hand the offset the client learned from the server's Date to the kiosk (it stamps
+        new records with it), once any answer came."""
+        if self.client.offset_known:
+            self.outbox.note_clock(self.client.offset_s)
+
     def heartbeat(self, hardware: dict[str, str] | None = None) -> protocol.HeartbeatResponse:
         seq, h = self.outbox.head()
         c = self.outbox.counts()
+        try:
+            return self._heartbeat(seq, h, c, hardware)
+        finally:
+            self.note_clock()
+
+    def _heartbeat(
+        self, seq: int, h: str, c: dict[str, int], hardware: dict[str, str] | None
+    ) -> protocol.HeartbeatResponse:
         return self.client.heartbeat(
             protocol.HeartbeatRequest(
                 head_seq=seq,
@@ -197,6 +216,7 @@ class SyncEngine:
             report.transient = exc.transient
             report.retry_after_s = exc.retry_after_s
             log.warning("sync stopped: %s", exc.message)
+        self.note_clock()
         c = self.outbox.counts()
         report.pending = c["pending"] + c["sent"]
         return report

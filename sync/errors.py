@@ -6,11 +6,16 @@ from __future__ import annotations
 class SyncError(Exception):
     transient = False
 
-    def __init__(self, message: str, *, code: str = "error", retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str = "error", retry_after_s: float | None = None, left: bool = True
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.retry_after_s = retry_after_s
+        #: False when the request never left this machine (no connection was made): the records
+        #: it carried were not sent, and the outbox says so.
+        self.left = left
 
 
 class TransientSyncError(SyncError):

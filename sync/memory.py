@@ -56,6 +56,7 @@ class MemoryOutbox:
         self.catalog: tuple[int, dict[str, Any]] | None = None
         self.synced_at_ms: int | None = None
         self.acks_applied: list[list[int]] = []
+        self.clock_offset_s = 0.0
 
     # -- what the kiosk does ---------------------------------------------------
     def add(self, service: str = "WATER_BILL", amount_paise: int = 100, **extra: Any) -> dict[str, Any]:
@@ -113,12 +114,19 @@ class MemoryOutbox:
             size += n
         if not records:
             return None
+        was_pending = frozenset(r["seq"] for r in records if self.state[r["seq"]] == "pending")
         for rec in records:
             self.state[rec["seq"]] = "sent"
             self.attempts[rec["seq"]] += 1
         first = records[0]["seq"]
         prev = self.hashes[first - 2] if first > 1 else canonical.genesis_hash(self.device_id)
-        return Batch(prev, records)
+        return Batch(prev, records, was_pending)
+
+    def not_sent(self, batch: Batch) -> None:
+        for seq in batch.seqs:
+            if seq in batch.was_pending and self.state[seq] == "sent":
+                self.state[seq] = "pending"
+                self.attempts[seq] -= 1
 
     def apply_acks(self, batch: Batch, resp: protocol.BatchResponse) -> AckCounts:
         counts = AckCounts()
@@ -183,6 +191,9 @@ class MemoryOutbox:
 
     def store_catalog(self, version: int, doc: dict[str, Any]) -> None:
         self.catalog = (version, doc)
+
+    def note_clock(self, offset_s: float) -> None:
+        self.clock_offset_s = offset_s
 
     def mark_synced(self, server_time_ms: int) -> None:
         self.synced_at_ms = server_time_ms

@@ -13,6 +13,7 @@ from sync.wire import protocol
 class Batch:
     prev_hash: str
     records: list[dict[str, Any]]  # wire records: canonical keys but prev_hash, plus sig
+    was_pending: frozenset[int] = frozenset()  # seqs never sent before this batch (for not_sent)
 
     @property
     def seqs(self) -> list[int]:
@@ -32,7 +33,12 @@ class Outbox(Protocol):
     device_id: str
 
     def next_batch(self, max_records: int, max_bytes: int) -> Batch | None:
-        """The oldest unacknowledged records (pending or sent), marked sent in one commit."""
+        """The oldest unacknowledged records (pending or sent), marked sent in one commit (before
+        the request: a crash while it is on the way leaves them 'sent', and they are sent again)."""
+
+    def not_sent(self, batch: Batch) -> None:
+        """The request carrying ``batch`` never left (no connection): its rows that were pending
+        before :meth:`next_batch` are pending again, so 'sent' always means "a request carried it"."""
 
     def apply_acks(self, batch: Batch, resp: protocol.BatchResponse) -> AckCounts:
         """Store every ack of one response in one commit; reconcile with the server's head."""
@@ -56,3 +62,6 @@ class Outbox(Protocol):
     def store_catalog(self, version: int, doc: dict[str, Any]) -> None: ...
 
     def mark_synced(self, server_time_ms: int) -> None: ...
+
+    def note_clock(self, offset_s: float) -> None:
+        """The server's clock minus ours, learned from its answers (the kiosk stamps with it)."""

@@ -42,6 +42,7 @@ def create_app(
     reprint: Callable[[str], Any] | None = None,
     on_commit: Callable[[TxnView], None] | None = None,
     printer: Printer | None = None,
+    enqueue_print: Callable[[int], Any] | None = None,
 ) -> FastAPI:
     """The ASGI app. ``ledger_provider`` is a :class:`LedgerAccess` (shared with the scheduler)
     or a bare Ledger (a private lock is made). See :class:`ApiState` for the hooks."""
@@ -62,6 +63,7 @@ def create_app(
         reprint,
         on_commit,
         printer,
+        enqueue_print,
     )
     app.add_middleware(Guard, token=token)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent import transactions
+from agent import clock, transactions
 from agent.config import Config
 from agent.errors import InvalidInput
 from agent.ledger import Ledger
@@ -23,6 +23,15 @@ def check_ref(ref: str) -> str:
     if not _REF.match(ref):
         raise InvalidInput("a token is letters, digits and dashes (at most 64)")
     return ref
+
+
+def alerts(led: Ledger, cfg: Config) -> list[dict[str, Any]]:
+    """What needs the operator: the ledger's (disk, damage, behind, server ahead) and the clock's."""
+    out = list(led.alerts())
+    wrong = clock.alert(led.clock.offset_s, cfg.settings.sync.clock_margin_s)
+    if wrong is not None:
+        out.append(wrong)
+    return out
 
 
 def status(led: Ledger, cfg: Config) -> dict[str, Any]:
@@ -40,7 +49,8 @@ def status(led: Ledger, cfg: Config) -> dict[str, Any]:
         "tokens_days_left": st.tokens_days_left,
         "printer": {"kind": printer.kind, "state": "unknown" if printer.enabled else "off"},
         "fingerprint": {"kind": cfg.settings.fingerprint.kind},
-        "alerts": led.alerts(),  # disk_low / disk_full / ledger_damaged / ledger_behind / server_ahead
+        "clock_offset_s": round(led.clock.offset_s, 1),
+        "alerts": alerts(led, cfg),
     }
 
 

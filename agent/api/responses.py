@@ -14,6 +14,7 @@ from agent.ledger.db import DatabaseError, is_storage, storage_error
 from sync.wire.redact import redact
 
 _STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
+    errors.IdempotencyKeyReused: (422, "idempotency_key_reused"),
     errors.InvalidInput: (422, "invalid_input"),
     errors.NeedsConnection: (409, "needs_connection"),
     errors.NotFound: (404, "not_found"),

@@ -22,7 +22,8 @@ class ApiState:
     """The callables are called outside the ledger lock: they may do network or device I/O.
 
     ``on_commit`` is the new-transaction flow's sync nudge; ``printer`` the printer the flow
-    prints on (None: the configured one, opened per job); ``reprint`` None answers 501.
+    prints on (None: the configured one, opened per job); ``reprint`` None answers 501;
+    ``enqueue_print`` the print worker's queue for a new sale's receipt (None: printed inline).
     """
 
     access: LedgerProvider
@@ -35,6 +36,7 @@ class ApiState:
     reprint: Callable[[str], Any] | None = None
     on_commit: Callable[[TxnView], None] | None = None
     printer: Printer | None = None
+    enqueue_print: Callable[[int], Any] | None = None
 
 
 async def _kiosk(request: Request) -> ApiState:  # async: no threadpool hop to read a field

@@ -59,11 +59,12 @@ def verify_cmd(state: State, as_json: bool) -> None:
 
 
 def status_doc(state: State) -> dict[str, Any]:
+    from agent.api.queries import alerts
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
         st = ledger.status()
-        alerts = ledger.alerts()
+        offset, found = round(ledger.clock.offset_s, 1), alerts(ledger, state.cfg)
     return {
         "device_id": st.device_id,
         "kiosk_code": st.kiosk_code,
@@ -73,7 +74,8 @@ def status_doc(state: State) -> dict[str, Any]:
         "outbox": st.outbox,
         "tokens": {"remaining": st.tokens_remaining, "days_left": st.tokens_days_left},
         "last_sync_at": st.last_sync_at,
-        "alerts": alerts,
+        "clock_offset_s": offset,
+        "alerts": found,
     }
 
 
@@ -91,7 +93,7 @@ def status_cmd(state: State, as_json: bool) -> None:
                 f"device      {d['device_id']}",
                 f"kiosk code  {d['kiosk_code'] or '(not enrolled)'}",
                 f"ledger      {d['ledger']['count']} records, head seq {d['ledger']['head_seq']}",
-                f"queue       {o['pending'] + o['sent']} waiting to sync, {o['rejected']} rejected",
+                f"queue       {o['waiting']} waiting for the server, {o['rejected']} rejected",
                 f"tokens      {d['tokens']['remaining']} left"
                 + (f" (~{d['tokens']['days_left']} days)" if d["tokens"]["days_left"] is not None else ""),
                 f"last sync   {d['last_sync_at'] or 'never'}",

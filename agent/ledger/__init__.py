@@ -5,6 +5,7 @@ operators (``ledger.operators``) and the read models (``find``, ``recent``, ``st
 No SQL is written outside this package.
 """
 
+from agent.ledger import idempotency
 from agent.ledger.access import LedgerAccess, LedgerProvider, as_provider
 from agent.ledger.ledger import Draft, Ledger, MetaKey, Record, record_from_row
 from agent.ledger.print_jobs import PrintJob
@@ -26,6 +27,7 @@ __all__ = [
     "TxnRow",
     "VerifyResult",
     "as_provider",
+    "idempotency",
     "init_ledger",
     "open_ledger",
     "record_from_row",

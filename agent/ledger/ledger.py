@@ -18,6 +18,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import ids
+from agent.clock import KioskClock
 from agent.errors import (
     InvalidInput,
     LedgerBehind,
@@ -26,7 +27,7 @@ from agent.errors import (
     NotFound,
     NotInitialised,
 )
-from agent.ledger import db, hwm, identity, migrations, print_jobs, readmodel, tokens
+from agent.ledger import db, hwm, idempotency, identity, migrations, print_jobs, readmodel, tokens
 from agent.ledger.db import Connection, DatabaseError, connect
 from agent.ledger.operators import Operators
 from agent.ledger.print_jobs import PrintJobs
@@ -52,6 +53,7 @@ MetaKey = Literal[
     "catalog_json",
     "last_sync_at",
     "operator_current",
+    "clock_offset_ms",
 ]
 
 
@@ -127,7 +129,9 @@ class Ledger:
     def __init__(self, conn: Connection, path: Path, now: Callable[[], int] = ids.now_ms) -> None:
         self.conn = conn
         self.path = path
-        self.now = now
+        #: the wall clock corrected by the server's offset (agent.clock): every stamp comes from here
+        self.clock = KioskClock(now, int(self._meta_raw("clock_offset_ms") or 0))
+        self.now = self.clock.now_ms
         self.device_id = self.meta("device_id") or ""
         stored = self.meta("device_key")
         if not self.device_id or not stored:
@@ -235,6 +239,9 @@ class Ledger:
 
     # -- meta -------------------------------------------------------------
     def meta(self, key: MetaKey) -> str | None:
+        return self._meta_raw(key)
+
+    def _meta_raw(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
@@ -245,6 +252,14 @@ class Ledger:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
+
+    def set_clock_offset(self, offset_s: float) -> bool:
+        """Take the offset the sync client learned from the server; stored when it moved."""
+        if not self.clock.learn(offset_s):
+            return False
+        self.set_meta({"clock_offset_ms": str(self.clock.offset_ms)})
+        log.info("clock offset to the server is now %.0f s", self.clock.offset_s)
+        return True
 
     @property
     def kiosk_code(self) -> str | None:
@@ -288,12 +303,16 @@ class Ledger:
             return 0, canonical.genesis_hash(self.device_id)
         return int(row[0]), str(row[1])
 
-    def append(self, draft: Draft, *, queue_print: bool = False) -> Record:
+    def append(
+        self, draft: Draft, *, queue_print: bool = False, idem_key: tuple[str, str] | None = None
+    ) -> Record:
         """Seal a validated draft into the next record and commit it.
 
         ``draft`` holds kind, operator, service, amounts, fields and the
         citizen references; seq, txn_id, created_at, token, prev_hash, hash
-        and sig are assigned here, under the write lock.
+        and sig are assigned here, under the write lock. ``idem_key`` (key, request MAC) is
+        stored in the same commit (agent.ledger.idempotency). ``created_at`` is never before the
+        previous record's (a clock stepped back keeps today's sales on today).
         """
         if self.refusal is not None:
             raise self.refusal
@@ -301,9 +320,9 @@ class Ledger:
             self.space.check_sale()
         serial = None
         with self.write(space_checked=True) as conn:
-            seq, prev_hash = self.head(conn)
+            seq, prev_hash, last_at = self._tail(conn)
+            now = max(self.now(), last_at)
             seq += 1
-            now = self.now()
             rec: dict[str, Any] = {k: v for k, v in draft.items() if v is not None}
             rec.update(seq=seq, txn_id=ids.uuid7(now), created_at=now, prev_hash=prev_hash)
             if rec["kind"] == "sale":
@@ -321,6 +340,8 @@ class Ledger:
             conn.execute("INSERT INTO outbox (seq, state, updated_at) VALUES (?, 'pending', ?)", (seq, now))
             if queue_print:
                 print_jobs.queue(conn, seq, now)
+            if idem_key is not None:
+                idempotency.store(conn, idem_key[0], seq, idem_key[1], now)
         self._advance_mark(seq, h, serial)
         log.info(
             "committed seq=%d kind=%s service=%s token=%s",
@@ -330,6 +351,17 @@ class Ledger:
             rec.get("token", "-"),
         )
         return cast(Record, dict(rec, hash=h, sig=sig))
+
+    def _tail(self, conn: Connection) -> tuple[int, str, int]:
+        """The head (seq, hash) and its created_at, in one read."""
+        row = conn.execute("SELECT seq, hash, created_at FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return 0, canonical.genesis_hash(self.device_id), 0
+        return int(row[0]), str(row[1]), int(row[2])
+
+    def idempotency_key(self, key: str) -> idempotency.Stored | None:
+        """The sale an Idempotency-Key made, if it was seen before."""
+        return idempotency.lookup(self.conn, key)
 
     def _advance_mark(self, seq: int, h: str, serial: int | None) -> None:
         """After the commit (never before: a mark ahead of the ledger would be a false alarm).

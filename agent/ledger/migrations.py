@@ -101,7 +101,21 @@ def _m2_operators(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_operators]
+def _m3_idempotency(db: sqlite_utils.Database) -> None:
+    """The local API's Idempotency-Key: stored with the sale in its commit, so a client whose
+    answer was lost gets the same transaction back instead of a second sale. ``body_mac`` is an
+    HMAC of the request under a key derived from the device key (never the citizen's numbers)."""
+    db.execute(
+        """CREATE TABLE idempotency_keys (
+            key TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
+            body_mac TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_operators, _m3_idempotency]
 
 
 def schema_version(conn: Connection) -> int:

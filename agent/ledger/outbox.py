@@ -2,7 +2,9 @@
 
 Outbox rows move pending -> sent -> acked | rejected; a crash between send and
 ack leaves them 'sent', and 'sent' rows are sent again (the server answers
-'duplicate'). Every ack set is stored in one write transaction.
+'duplicate'). A request that never left (no connection) puts its rows back to
+'pending' (:meth:`LedgerOutbox.not_sent`), so 'sent' means a request carried them.
+Every ack set is stored in one write transaction.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ class LedgerOutbox:
     def next_batch(self, max_records: int, max_bytes: int) -> Batch | None:
         with self.ledger.write() as conn:
             cur = conn.execute(
-                f"SELECT {_COLS}, r.sig FROM outbox o JOIN records r ON r.seq = o.seq "
+                f"SELECT {_COLS}, r.sig, o.state FROM outbox o JOIN records r ON r.seq = o.seq "
                 "WHERE o.state IN ('pending', 'sent') ORDER BY o.seq LIMIT ?",
                 (max_records,),
             )
-            names = [*RECORD_COLUMNS, "sig"]
+            names = [*RECORD_COLUMNS, "sig", "state"]
             records: list[dict[str, Any]] = []
+            fresh: set[int] = set()
             size = 0
             first_prev = ""
             for raw in cur.fetchall():
@@ -57,6 +60,8 @@ class LedgerOutbox:
                     first_prev = prev
                 records.append(rec)
                 size += n
+                if row["state"] == "pending":
+                    fresh.add(rec["seq"])
             if not records:
                 return None
             now = self.ledger.now()
@@ -65,7 +70,18 @@ class LedgerOutbox:
                 "WHERE seq BETWEEN ? AND ? AND state IN ('pending', 'sent')",
                 (now, records[0]["seq"], records[-1]["seq"]),
             )
-        return Batch(first_prev, records)
+        return Batch(first_prev, records, frozenset(fresh))
+
+    def not_sent(self, batch: Batch) -> None:
+        fresh = sorted(batch.was_pending)
+        if not fresh:
+            return
+        with self.ledger.write() as conn:
+            conn.executemany(
+                "UPDATE outbox SET state = 'pending', attempts = attempts - 1 "
+                "WHERE seq = ? AND state = 'sent'",
+                [(seq,) for seq in fresh],
+            )
 
     def apply_acks(self, batch: Batch, resp: protocol.BatchResponse) -> AckCounts:
         counts = AckCounts()
@@ -135,6 +151,9 @@ class LedgerOutbox:
         self.ledger.set_meta(
             {"catalog_version": str(version), "catalog_json": json.dumps(doc, ensure_ascii=False)}
         )
+
+    def note_clock(self, offset_s: float) -> None:
+        self.ledger.set_clock_offset(offset_s)
 
     def mark_synced(self, server_time_ms: int) -> None:
         from agent.ids import iso_utc

@@ -50,10 +50,11 @@ class TxnRow(TypedDict):
 
 
 class OutboxCounts(TypedDict):
-    pending: int
-    sent: int
+    pending: int  # never carried by a request that left
+    sent: int  # carried by a request whose answer was not stored (sent again)
     acked: int
     rejected: int
+    waiting: int  # pending + sent: what sync still has to deliver ("waiting for the server")
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,11 @@ def outbox_counts(conn: Connection, head_seq: int) -> OutboxCounts:
     pending, sent = int(unacked.get("pending", 0)), int(unacked.get("sent", 0))
     rejected = int(conn.execute("SELECT count(*) FROM outbox WHERE state = 'rejected'").fetchone()[0])
     return OutboxCounts(
-        pending=pending, sent=sent, acked=head_seq - pending - sent - rejected, rejected=rejected
+        pending=pending,
+        sent=sent,
+        acked=head_seq - pending - sent - rejected,
+        rejected=rejected,
+        waiting=pending + sent,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -371,3 +372,26 @@ def test_a_damaged_ledger_answers_json_503_never_500(kiosk: Kiosk) -> None:
         finally:
             s.close()
             server.stop()
+
+
+def test_status_shows_the_clock_offset_and_alerts_a_wrong_clock(api: Api) -> None:
+    st = api.get("/api/status").json()
+    assert st["clock_offset_s"] == 0 and st["alerts"] == [] and st["outbox"]["waiting"] == 0
+    api.ledger.set_clock_offset(-2 * 86_400)  # sync learned the PC is two days ahead
+    made = _new(api).json()
+    st = api.get("/api/status").json()
+    assert st["clock_offset_s"] == -172_800 and st["outbox"]["waiting"] == 1
+    assert st["alerts"] == [{"code": "clock_wrong", "severity": "warning", "detail": {"offset_s": -172800}}]
+    stamped = dt.datetime.fromisoformat(made["created_at"].replace("Z", "+00:00"))
+    assert abs(stamped - (dt.datetime.now(dt.UTC) - dt.timedelta(days=2))) < dt.timedelta(minutes=1)
+
+
+def test_a_replayed_key_commits_and_nudges_once(api: Api) -> None:
+    key = {"Idempotency-Key": "k-" + "x" * 62}
+    first, again = _new(api, headers=key), _new(api, headers=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.headers["Idempotent-Replay"] == "true"
+    assert again.json()["txn_id"] == first.json()["txn_id"] and api.ledger.count() == 1
+    assert api.hooks.committed == [first.json()["seq"]]
+    too_long = _new(api, headers={"Idempotency-Key": "k" * 65})
+    assert too_long.status_code == 422 and api.ledger.count() == 1

@@ -16,6 +16,7 @@ import pytest
 from agent import doctor
 from agent.config import load
 from agent.harness import free_port
+from agent.ledger import open_ledger
 from hardware.sim.rdservice import RDServiceSim
 from tests.conftest import ELEC, Kiosk, write_config
 
@@ -123,6 +124,21 @@ def test_server_and_clock_skew(kiosk: Kiosk, healthz: str) -> None:
         assert checks["clock"].status == expected, checks["clock"]
     behind = _run(kiosk, doctor.Probes(now=lambda: time.time() - 400))["clock"]
     assert "behind" in behind.detail and "clock" in behind.fix
+
+
+def test_clock_check_agrees_with_what_sync_stamps(kiosk: Kiosk, healthz: str) -> None:
+    """A PC clock 400 s behind whose offset sync has learned: sales carry the server's time,
+    so a warning (set the clock), not a failure; unlearned, it fails and says to sync."""
+    write_config(kiosk.root, f'[server]\nurl = "{healthz}"\n')
+    kiosk.run("init", check=True)
+    with open_ledger(kiosk.cfg) as led:
+        led.set_clock_offset(400)
+    learned = _run(kiosk, doctor.Probes(now=lambda: time.time() - 400))["clock"]
+    assert learned.status == "WARN" and "stamped with the server's time" in learned.detail
+    with open_ledger(kiosk.cfg) as led:
+        led.set_clock_offset(0)
+    unlearned = _run(kiosk, doctor.Probes(now=lambda: time.time() - 400))["clock"]
+    assert unlearned.status == "FAIL" and "kiosk-agent sync" in unlearned.fix
 
 
 def test_unreachable_server_warns(kiosk: Kiosk) -> None:

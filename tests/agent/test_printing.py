@@ -9,7 +9,7 @@ import pytest
 
 from agent.ledger import open_ledger, verify
 from hardware.sim.printer import PrinterSim
-from tests.conftest import Kiosk
+from tests.conftest import Kiosk, write_config
 
 ELEC = [
     "--service",
@@ -113,3 +113,33 @@ def test_render_png_without_printer(kiosk: Kiosk) -> None:
     with Image.open(out) as img:
         assert img.width == 576 and img.height > 300
     assert kiosk.run("receipt", "reprint", doc["token"]).returncode == 2
+
+
+def test_print_worker_prints_in_order_and_reports_the_printer(kiosk: Kiosk) -> None:
+    from agent import printing, transactions
+    from agent.ledger import LedgerAccess, init_ledger
+    from hardware import RecordingPrinter
+
+    write_config(kiosk.root, '[printer]\nurl = "socket://127.0.0.1:9"\n')  # on; the recorder stands in
+    init_ledger(kiosk.cfg, dev_leases=True)
+    recorder = RecordingPrinter(build=False)
+    water = {"consumer_number": "3345678901"}
+    with open_ledger(kiosk.cfg) as led:
+        access = LedgerAccess(led)
+        worker = printing.PrintWorker(kiosk.cfg, access, recorder)
+        worker.start()
+        try:
+            seqs = []
+            for i in range(5):
+                with access() as held:
+                    req = transactions.NewTxn("WATER_BILL", str(10 + i), "op1", fields=water)
+                    seqs.append(transactions.create(held, req, queue_print=True)["seq"])
+            futures = [worker.enqueue_first_print(seq) for seq in seqs]
+            assert [f.result(10).state for f in futures] == ["printed"] * 5  # type: ignore[attr-defined]
+            assert [r.seq for r in recorder.receipts] == seqs and worker.state == "ok"
+            recorder.fail("offline")
+            assert worker.check().result(10) == "offline" and worker.state == "offline"
+            failed = worker.reprint(str(seqs[0]))
+            assert failed["print_state"] == "pending" and "offline" in str(failed["print_error"])
+        finally:
+            worker.stop()

@@ -88,13 +88,23 @@ def test_crash_between_send_and_ack_resends_as_duplicates(kiosk: Kiosk, server: 
 def test_server_down_exit_4_nothing_lost(kiosk: Kiosk, tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "srv") as srv:
         _enrolled(kiosk, srv)
-    kiosk.run("txn", "new", *WATER, "--amount", "55", check=True)
+    made = [kiosk.json("txn", "new", *WATER, "--amount", str(55 + i)) for i in range(3)]
     proc = kiosk.run("sync", "--once", "--json")
     assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "wait safely" in proc.stderr
-    assert json.loads(proc.stdout)["pending"] == 1
+    assert json.loads(proc.stdout)["pending"] == 3
+    # no connection was made: nothing was sent, and status / txn show / sync say the same
+    out = kiosk.json("status")["outbox"]
+    assert out == {"pending": 3, "sent": 0, "acked": 0, "rejected": 0, "waiting": 3}
+    assert {kiosk.json("txn", "show", m["token"])["sync_state"] for m in made} == {"pending"}
     with srv:
         assert kiosk.run("sync", "--once").returncode == 0
-        assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": 1, "rejected": 0}
+        assert kiosk.json("status")["outbox"] == {
+            "pending": 0,
+            "sent": 0,
+            "acked": 3,
+            "rejected": 0,
+            "waiting": 0,
+        }
 
 
 def test_provisional_token_gets_its_final_token(kiosk: Kiosk, server: ServerProcess) -> None:
@@ -185,7 +195,13 @@ def test_server_restored_from_backup_gets_everything_again(kiosk: Kiosk, tmp_pat
     with server:
         first = kiosk.run("sync", "--timeout", "20", "--json")  # head 0: it lost seqs 1-2, resend
         assert first.returncode == 1, first.stderr
-        assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": 2, "rejected": 1}
+        assert kiosk.json("status")["outbox"] == {
+            "pending": 0,
+            "sent": 0,
+            "acked": 2,
+            "rejected": 1,
+            "waiting": 0,
+        }
         again = json.loads(kiosk.run("sync", "--once", "--json").stdout)
         assert again["sent"] == 0  # converged: nothing resent for ever
     db = __import__("sqlite3").connect(tmp_path / "srv" / "server.db")

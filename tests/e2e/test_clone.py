@@ -43,7 +43,13 @@ def test_clone_is_flagged_and_both_records_kept(kiosk: Kiosk, tmp_path: Path) ->
         shown = clone.json("txn", "show", copy["token"])
         assert shown["sync_state"] == "rejected" and shown["sync_error"] == "fork"
         assert clone.json("status")["outbox"]["rejected"] == 1
-        assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": 3, "rejected": 0}
+        assert kiosk.json("status")["outbox"] == {
+            "pending": 0,
+            "sent": 0,
+            "acked": 3,
+            "rejected": 0,
+            "waiting": 0,
+        }
 
         today = datetime.fromtimestamp(ids.now_ms() / 1000, ids.IST).strftime("%Y-%m-%d")
         recon = server.reconcile(today)

@@ -97,7 +97,13 @@ def test_sigkill_sync_mid_flight_loses_and_duplicates_nothing(
         assert w.quarantined(led.device_id) == []
         device = led.device_id
     assert kiosk.json("verify")["ok"] is True
-    assert kiosk.json("status")["outbox"] == {"pending": 0, "sent": 0, "acked": len(view), "rejected": 0}
+    assert kiosk.json("status")["outbox"] == {
+        "pending": 0,
+        "sent": 0,
+        "acked": len(view),
+        "rejected": 0,
+        "waiting": 0,
+    }
     owners = w.token_owners()
     assert all(len(owners[t]) == 1 and owners[t][0][0] == device for _s, _h, t, _f, _st in view if t)
     print(f"kills by mode {modes}; committed there, not acked here at a kill: {committed_not_acked}")

@@ -135,6 +135,18 @@ def test_a_permanent_error_stops_at_once_and_loses_nothing() -> None:
     assert outbox.counts() == {"pending": 0, "sent": 5, "acked": 0, "rejected": 0}
 
 
+def test_rows_stay_pending_when_no_connection_was_made() -> None:
+    engine, outbox, central, _clock = rig()
+    central.faults = [Fault(raises=requests.ConnectTimeout)]  # the request never left
+    report = engine.run_once()
+    assert report.error is not None and report.pending == 5 and report.sent == 0
+    assert outbox.counts() == {"pending": 5, "sent": 0, "acked": 0, "rejected": 0}
+    assert set(outbox.attempts.values()) == {0}
+    central.faults = [Fault(raises=requests.ConnectionError)]  # reset on the way: it may have arrived
+    engine.run_once()
+    assert outbox.counts() == {"pending": 0, "sent": 5, "acked": 0, "rejected": 0}
+
+
 def test_drain_gives_up_at_its_deadline() -> None:
     engine, outbox, central, clock = rig()
     central.faults = failing(503, 50)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent import errors, sales, transactions
 from agent.api import queries
 from agent.api.responses import error
-from agent.api.state import Kiosk
+from agent.api.state import ApiState, Kiosk
 from hardware.errors import HardwareError
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,15 @@ class VoidRequest(_Body):
 
 
 @router.post("", status_code=201)
-def new_transaction(body: NewTransaction, kiosk: Kiosk) -> dict[str, Any]:
+def new_transaction(
+    body: NewTransaction,
+    kiosk: Kiosk,
+    response: Response,
+    idempotency_key: str | None = Header(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Answers right after the commit (the receipt is queued: ``print.state`` "queued"). With an
+    ``Idempotency-Key`` seen before, the sale it made (200, ``Idempotent-Replay: true``)."""
+    key = None if idempotency_key is None else sales.check_idempotency_key(idempotency_key)
     req = transactions.NewTxn(
         service=body.service,
         amount=body.amount,
@@ -46,8 +54,21 @@ def new_transaction(body: NewTransaction, kiosk: Kiosk) -> dict[str, Any]:
         aadhaar=body.aadhaar or None,
         fields=body.fields,
     )
-    then = sales.AfterCommit(printer=kiosk.printer, nudge=kiosk.on_commit)
-    return dict(sales.new_sale(kiosk.cfg, kiosk.access, req, online=kiosk.online, then=then))
+    then = sales.AfterCommit(printer=kiosk.printer, nudge=kiosk.on_commit, enqueue=kiosk.enqueue_print)
+    done = sales.new_sale_once(kiosk.cfg, kiosk.access, req, online=kiosk.online, then=then, key=key)
+    if done.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replay"] = "true"
+    return dict(done.view, print=_print_block(kiosk, done.view, queued=not done.replayed))
+
+
+def _print_block(kiosk: ApiState, view: transactions.TxnView, *, queued: bool) -> dict[str, Any]:
+    """The receipt's state as the page shows it: "queued" for the worker, else the job's."""
+    if not kiosk.cfg.settings.printer.enabled or view["kind"] != "sale":
+        return {"state": "off"}
+    if queued and kiosk.enqueue_print is not None:
+        return {"state": "queued"}
+    return {"state": view["print_state"] or "pending", "error": view["print_error"]}
 
 
 @router.get("")
@@ -101,4 +122,7 @@ def reprint_transaction(token: str, kiosk: Kiosk) -> Any:
     except Exception as exc:  # anything else: say what kind, never the data
         log.exception("reprint failed")
         return error(503, "print_failed", f"printing failed ({exc.__class__.__name__}); try again")
+    if isinstance(result, dict) and result.get("print_state") != "printed":  # the printer said no
+        why = str(result.get("print_error") or "the receipt did not print")
+        return error(503, "print_failed", why[:300])
     return {"token": view["token"], "seq": view["seq"], "result": result}

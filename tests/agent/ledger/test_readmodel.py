@@ -33,7 +33,7 @@ def test_status_counts_from_the_outbox(ledger: Ledger) -> None:
     ledger.conn.execute("UPDATE outbox SET state = 'sent' WHERE seq = 2")
     ledger.conn.execute("UPDATE outbox SET state = 'rejected' WHERE seq = 3")
     st = ledger.status()
-    assert st.outbox == {"pending": 1, "sent": 1, "acked": 1, "rejected": 1}
+    assert st.outbox == {"pending": 1, "sent": 1, "acked": 1, "rejected": 1, "waiting": 2}
     assert st.queue_depth == 2 and st.count == st.head_seq == 4 and st.head_hash == ledger.head()[1]
     assert st.device_id == ledger.device_id and st.kiosk_code is None and st.last_sync_at is None
     assert st.tokens_remaining == ledger.tokens_remaining() and st.issue_rate_per_day > 0
