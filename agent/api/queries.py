@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent import clock, transactions
+from agent import transactions
+from agent.alerts import alerts
 from agent.config import Config
 from agent.errors import InvalidInput
 from agent.ledger import Ledger
@@ -23,15 +24,6 @@ def check_ref(ref: str) -> str:
     if not _REF.match(ref):
         raise InvalidInput("a token is letters, digits and dashes (at most 64)")
     return ref
-
-
-def alerts(led: Ledger, cfg: Config) -> list[dict[str, Any]]:
-    """What needs the operator: the ledger's (disk, damage, behind, server ahead) and the clock's."""
-    out = list(led.alerts())
-    wrong = clock.alert(led.clock.offset_s, cfg.settings.sync.clock_margin_s)
-    if wrong is not None:
-        out.append(wrong)
-    return out
 
 
 def status(led: Ledger, cfg: Config) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def verify_cmd(state: State, as_json: bool) -> None:
 
 
 def status_doc(state: State) -> dict[str, Any]:
-    from agent.api.queries import alerts
+    from agent.alerts import alerts  # not agent.api: status must not import the web stack
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
