@@ -72,7 +72,7 @@ class Mark:
             },
             separators=(",", ":"),
         ).encode()
-        tag = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+        tag = hmac.digest(key, body, "sha256").hex().encode()
         slot = body + b" " + tag
         if len(slot) >= SLOT:
             raise ValueError("high-water mark too long")
@@ -82,7 +82,7 @@ class Mark:
 def _decode(raw: bytes, key: bytes) -> Mark | None:
     try:
         body, tag = raw.rstrip().rsplit(b" ", 1)
-        if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest().encode(), tag):
+        if not hmac.compare_digest(hmac.digest(key, body, "sha256").hex().encode(), tag):
             return None
         d: dict[str, Any] = json.loads(body)
         return Mark(d["d"], int(d["s"]), str(d["h"]), int(d["t"]), int(d["v"]), str(d["x"]), int(d["c"]))
@@ -139,27 +139,36 @@ class HighWaterMark:
     _fd: int = field(default=-1, repr=False)
     _unsynced: int = field(default=0, repr=False)
     _synced_at: float = field(default=0.0, repr=False)
+    _image: bytes = field(default=b"", repr=False)  # the file as this process last left it
 
     @classmethod
     def open(cls, ledger_path: Path, hex_key: str, device_id: str) -> tuple[HighWaterMark, bool]:
         """The mark and whether it was found (False: a fresh one, to be seeded from the ledger)."""
         path = hwm_path(ledger_path)
         key = mac_key(hex_key)
-        found = read(path, key)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        image = os.pread(fd, 2 * SLOT, 0)
+        found = _newest(image, key)
         if found is not None and found.device_id != device_id:
             found = None  # another ledger's mark left behind
-        hw = cls(path, key, found or Mark(device_id))
-        hw._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        hw = cls(path, key, found or Mark(device_id), _fd=fd, _image=image)
         hw._synced_at = hw.clock()
         return hw, found is not None
 
     def _write(self, mark: Mark, *, sync: bool) -> None:
         counter = self.mark.counter
-        theirs = _newest(os.pread(self._fd, 2 * SLOT, 0), self.key)
-        if theirs is not None and theirs.counter > counter:  # another process wrote since we did
-            mark, counter = merge(mark, theirs), theirs.counter
-        mark = replace(mark, counter=counter + 1)
-        os.pwrite(self._fd, mark.encode(self.key), (mark.counter % 2) * SLOT)
+        image = os.pread(self._fd, 2 * SLOT, 0)
+        if image != self._image:  # another process wrote since we did (else: no need to decode)
+            theirs = _newest(image, self.key)
+            if theirs is not None and theirs.counter > counter:
+                mark, counter = merge(mark, theirs), theirs.counter
+        m = mark
+        mark = Mark(m.device_id, m.seq, m.hash, m.serial, m.server_seq, m.damaged, counter + 1)
+        slot, at = mark.encode(self.key), (mark.counter % 2) * SLOT
+        os.pwrite(self._fd, slot, at)
+        buf = bytearray(image.ljust(at, b"\0"))  # a hole before a first slot 1 reads as zeros
+        buf[at : at + SLOT] = slot
+        self._image = bytes(buf)
         self.mark = mark
         self._unsynced += 1
         if sync or self.clock() - self._synced_at >= self.sync_every_s:
@@ -175,8 +184,9 @@ class HighWaterMark:
         self._write(replace(self.mark, seq=seq, hash=head_hash, serial=serial), sync=True)
 
     def advance(self, seq: int, head_hash: str, serial: int | None) -> None:
-        serial = max(self.mark.serial, serial or 0)
-        self._write(replace(self.mark, seq=seq, hash=head_hash, serial=serial), sync=False)
+        m = self.mark
+        serial = max(m.serial, serial or 0)
+        self._write(Mark(m.device_id, seq, head_hash, serial, m.server_seq, m.damaged, m.counter), sync=False)
 
     def note_server_head(self, server_seq: int) -> None:
         if server_seq != self.mark.server_seq:
