@@ -149,9 +149,11 @@ class HighWaterMark:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         image = os.pread(fd, 2 * SLOT, 0)
         found = _newest(image, key)
-        if found is not None and found.device_id != device_id:
-            found = None  # another ledger's mark left behind
-        hw = cls(path, key, found or Mark(device_id), _fd=fd, _image=image)
+        fresh = Mark(device_id)
+        if found is not None and found.device_id != device_id:  # another ledger's, left behind:
+            fresh = Mark(device_id, counter=found.counter)  # ours must outrank it
+            found = None
+        hw = cls(path, key, found or fresh, _fd=fd, _image=image)
         hw._synced_at = hw.clock()
         return hw, found is not None
 

@@ -141,3 +141,17 @@ def _sell_on(led: object) -> None:
 
 def _cli_refusal(k: Kiosk) -> str:
     return next(a["code"] for a in k.json("status")["alerts"] if a["severity"] == "error")
+
+
+def test_a_mark_left_by_another_ledger_is_replaced(kiosk: Kiosk) -> None:
+    """A new ledger made over the same key file (the old ledger.db removed by hand): the old
+    ledger's mark outranks nothing and the new one is protected from its first commit."""
+    kiosk.run("init", "--dev-leases", check=True)
+    _sell(kiosk, 4)
+    (kiosk.data_dir / "ledger.db").unlink()
+    kiosk.run("init", "--dev-leases", check=True)  # reuses db.key: a new device, the old mark
+    _sell(kiosk, 1)
+    key = hwm.mac_key((kiosk.data_dir / "db.key").read_text().strip())
+    mark = hwm.read(hwm.hwm_path(kiosk.data_dir / "ledger.db"), key)
+    with open_ledger(kiosk.cfg) as led:
+        assert mark is not None and mark.device_id == led.device_id and mark.seq == 1
