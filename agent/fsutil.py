@@ -79,14 +79,21 @@ def create_private(path: Path) -> None:
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on ``path``'s filesystem (its nearest existing
     folder's). ``shutil.disk_usage`` gives the same, but this is called before every sale."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
     if not hasattr(os, "statvfs"):  # Windows
         import shutil
 
+        while not path.exists() and path != path.parent:
+            path = path.parent
         return shutil.disk_usage(path).free
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+    while True:
+        try:
+            st = os.statvfs(path)
+        except FileNotFoundError:
+            if path == path.parent:
+                raise
+            path = path.parent
+            continue
+        return st.f_bavail * st.f_frsize
 
 
 def keep_reserve(path: Path, size: int) -> bool:

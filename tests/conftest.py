@@ -100,6 +100,12 @@ def invoke_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
 
 
 def write_config(root: Path, extra: str = "") -> Path:
+    """A kiosk's config; its disk reserve is off (hundreds of test kiosks would hold 16 MB each)
+    unless ``extra`` sets it: tests of the reserve use :func:`kiosk_on`."""
+    if "reserve_mb" not in extra:
+        extra = extra.replace("[ledger]\n", "[ledger]\nreserve_mb = 0\n", 1)
+        if "[ledger]" not in extra:
+            extra += "\n[ledger]\nreserve_mb = 0\n"
     path = root / "agent.toml"
     path.write_text(f'[agent]\ndata_dir = "data"\n{extra}', encoding="utf-8")
     return path
@@ -191,6 +197,41 @@ def small_ext4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallDisk]:
     _mount(["mount", "-o", "loop", str(image), str(mount)])
     try:
         yield SmallDisk(mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+        image.unlink(missing_ok=True)
+
+
+@dataclass
+class FailingDisk(SmallDisk):
+    """A loop-mounted ext4 image whose backing file can be cut short: reads past the cut are real
+    I/O errors (EIO from the block layer), as from a dying disk or a pulled USB drive."""
+
+    image: Path = Path()
+
+    def fail(self, *files: Path) -> None:
+        os.sync()
+        with open(self.image, "r+b") as fh:
+            fh.truncate(1024 * 1024)
+        for path in files:  # their cached pages go, so the next read reaches the "disk"
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+@pytest.fixture
+def failing_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailingDisk]:
+    where = tmp_path_factory.mktemp("failingdisk")
+    image, mount = where / "disk.img", where / "mnt"
+    mount.mkdir()
+    with open(image, "wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    _mount(["mkfs.ext4", "-q", "-F", str(image)])
+    _mount(["mount", "-o", "loop", str(image), str(mount)])
+    try:
+        yield FailingDisk(mount, image)
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
         image.unlink(missing_ok=True)

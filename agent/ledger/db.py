@@ -145,6 +145,7 @@ def _key_and_prove(conn: Connection, path: Path, hex_key: str) -> None:
     is right and page 1 is damaged (:mod:`agent.ledger.hwm` holds a check of the key). A full
     disk, an I/O error or a damaged page further in are named as such."""
     try:
+        conn.execute("PRAGMA cipher_log_level = NONE")  # its own stderr lines: we say it in one
         conn.execute(f"PRAGMA key = \"x'{hex_key}'\"")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except DatabaseError as exc:

@@ -14,9 +14,12 @@ holds is damaged, not opened with a wrong key. A missing or foreign mark (a ledg
 this file existed, a rekey, a restore) is seeded from the ledger as it opens.
 
 Durability: each append writes its slot after the commit (a crash in between leaves the mark one
-behind, never ahead); the slot is ``fdatasync``'d every ``sync_every`` appends, at each checkpoint
-and at close. Frames lost to a flip at rest are caught whatever the setting; only a power cut that
-also loses page-cache writes inside that window can hide the last few.
+behind, never ahead) into the page cache; it is ``fdatasync``'d at most every ``sync_every_s``
+seconds (at the first append after that), at each checkpoint and at close, and at once for the
+server's head and a damage mark. Frames lost to a flip at rest, or an older copy put back, are
+caught whatever the setting; only a power cut that loses the page cache *and* fsync'd WAL frames
+inside that window could hide the last few commits. An fdatasync per append would cost as much as
+the commit's own (measured: ~0.5 ms per append amortised even at one per 16 appends on this disk).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import hmac
 import json
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -85,14 +90,31 @@ def _decode(raw: bytes, key: bytes) -> Mark | None:
         return None
 
 
+def _newest(data: bytes, key: bytes) -> Mark | None:
+    marks = [m for m in (_decode(data[i : i + SLOT], key) for i in (0, SLOT)) if m is not None]
+    return max(marks, key=lambda m: m.counter) if marks else None
+
+
 def read(path: Path, key: bytes) -> Mark | None:
     """The newest slot whose MAC holds, or None (no file, both slots spoilt, another key)."""
     try:
-        data = path.read_bytes()
+        return _newest(path.read_bytes(), key)
     except FileNotFoundError:
         return None
-    marks = [m for m in (_decode(data[i : i + SLOT], key) for i in (0, SLOT)) if m is not None]
-    return max(marks, key=lambda m: m.counter) if marks else None
+
+
+def merge(mine: Mark, theirs: Mark) -> Mark:
+    """What another process (a `txn new` beside `run`) wrote since our last write, folded into
+    ours: the higher committed head, the higher serial and server head, damage if either saw it."""
+    head = theirs if theirs.seq > mine.seq else mine
+    return replace(
+        mine,
+        seq=head.seq,
+        hash=head.hash,
+        serial=max(mine.serial, theirs.serial),
+        server_seq=max(mine.server_seq, theirs.server_seq),
+        damaged=mine.damaged or theirs.damaged,
+    )
 
 
 def key_matches(ledger_path: Path, hex_key: str) -> bool:
@@ -112,9 +134,11 @@ class HighWaterMark:
     path: Path
     key: bytes
     mark: Mark
-    sync_every: int = 16
+    sync_every_s: float = 2.0
+    clock: Callable[[], float] = time.monotonic
     _fd: int = field(default=-1, repr=False)
     _unsynced: int = field(default=0, repr=False)
+    _synced_at: float = field(default=0.0, repr=False)
 
     @classmethod
     def open(cls, ledger_path: Path, hex_key: str, device_id: str) -> tuple[HighWaterMark, bool]:
@@ -126,20 +150,26 @@ class HighWaterMark:
             found = None  # another ledger's mark left behind
         hw = cls(path, key, found or Mark(device_id))
         hw._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        hw._synced_at = hw.clock()
         return hw, found is not None
 
     def _write(self, mark: Mark, *, sync: bool) -> None:
-        mark = replace(mark, counter=self.mark.counter + 1)
+        counter = self.mark.counter
+        theirs = _newest(os.pread(self._fd, 2 * SLOT, 0), self.key)
+        if theirs is not None and theirs.counter > counter:  # another process wrote since we did
+            mark, counter = merge(mark, theirs), theirs.counter
+        mark = replace(mark, counter=counter + 1)
         os.pwrite(self._fd, mark.encode(self.key), (mark.counter % 2) * SLOT)
         self.mark = mark
         self._unsynced += 1
-        if sync or self._unsynced >= self.sync_every:
+        if sync or self.clock() - self._synced_at >= self.sync_every_s:
             self.sync()
 
     def sync(self) -> None:
         if self._fd >= 0 and self._unsynced:
             getattr(os, "fdatasync", os.fsync)(self._fd)
             self._unsynced = 0
+            self._synced_at = self.clock()
 
     def seed(self, seq: int, head_hash: str, serial: int) -> None:
         self._write(replace(self.mark, seq=seq, hash=head_hash, serial=serial), sync=True)
@@ -187,4 +217,4 @@ def check(mark: Mark, seq: int, head_hash: str, serial: int, hash_at: Any) -> tu
     return None
 
 
-__all__ = ["HighWaterMark", "Mark", "check", "hwm_path", "key_matches", "read", "reset"]
+__all__ = ["HighWaterMark", "Mark", "check", "hwm_path", "key_matches", "merge", "read", "reset"]

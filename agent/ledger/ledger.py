@@ -157,7 +157,7 @@ class Ledger:
         """Open, migrate, and compare with the high-water mark (a ledger behind it opens for
         reading, verify and backup, but refuses new records: :attr:`refusal`)."""
         if space is not None:
-            space.before_write()  # on a full disk the reserve makes room for the -shm and WAL
+            space.at_open()  # on a full disk the reserve makes room for the -shm and WAL
         conn = connect(path, hex_key)
         try:
             if checkpoint_pages is not None:
@@ -276,10 +276,10 @@ class Ledger:
 
     # -- transactions -----------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, space_checked: bool = False) -> Iterator[Connection]:
         """One short write transaction; BEGIN IMMEDIATE takes the write lock first. SQLite's
         errors come out named (DiskFull, LedgerDamaged, LedgerIOError), the transaction undone."""
-        if self.space is not None:
+        if self.space is not None and not space_checked:
             self.space.before_write()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -319,7 +319,7 @@ class Ledger:
         if self.space is not None:
             self.space.check_sale()
         serial = None
-        with self.write() as conn:
+        with self.write(space_checked=True) as conn:
             seq, prev_hash, last_at = self._tail(conn)
             now = max(self.now(), last_at)
             seq += 1
@@ -374,6 +374,9 @@ class Ledger:
             log.error("could not write the high-water mark after seq %d (%s)", seq, exc.strerror)
             self.refusal_code = "ledger_io"
             self.refusal = db.storage_error(exc, self.path)
+            return
+        if self.hwm.mark.damaged and self.refusal is None:  # found by another process (verify)
+            self._refuse("ledger_damaged", f"the ledger was found damaged ({self.hwm.mark.damaged})")
 
     # -- repositories -------------------------------------------------------
     @cached_property

@@ -51,6 +51,16 @@ class Space:
             free = self.free()
         return free
 
+    def at_open(self) -> None:
+        """Before the ledger opens: the reserve goes back to the disk when it is nearly full, and is
+        made (once there is room) so a disk that fills before the first sale still has one."""
+        free = self.before_write()
+        if self.reserve_size and free >= self.min_free + self.reserve_size and not self.reserve.exists():
+            try:
+                fsutil.keep_reserve(self.reserve, self.reserve_size)
+            except OSError:
+                log.warning("could not make the ledger's disk reserve (%d MB)", self.reserve_size // MB)
+
     def _refuse(self, free: int) -> DiskFull:
         need = (self.min_free + self.reserve_size) // MB
         return DiskFull(

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from agent.api import ApiServer, create_app, load_or_create_token
-from agent.ledger import Ledger, verify
+from agent.ledger import Ledger, hwm, verify
 from tests.conftest import ELEC, Kiosk
 
 TOKEN = "t" * 43
@@ -313,6 +313,65 @@ def test_api_token_file_is_private_and_stable(kiosk: Kiosk, ledger: Ledger) -> N
     path = kiosk.cfg.data_dir / "api.token"
     assert len(first) >= 40 and (path.stat().st_mode & 0o777) == 0o600
     assert load_or_create_token(kiosk.cfg) == first
+
+
+def _damage_a_page_that_open_does_not_read(kiosk: Kiosk) -> None:
+    """Flip 16 bytes in the first page (after page 1) that lets the ledger open but fails the
+    list of transactions: found by trying each page on a copy."""
+    from agent.errors import LedgerDamaged
+    from agent.ledger import open_ledger
+    from agent.ledger.db import DatabaseError
+
+    path = kiosk.cfg.ledger_path
+    pristine = path.read_bytes()
+    for page in range(1, len(pristine) // 4096):
+        data = bytearray(pristine)
+        for i in range(page * 4096 + 100, page * 4096 + 116):
+            data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        hwm.reset(path)  # a failed try must not leave its damage mark behind
+        try:
+            led = open_ledger(kiosk.cfg)
+        except LedgerDamaged:
+            continue  # open reads this page
+        try:
+            led.rows()
+        except DatabaseError:
+            led.close()
+            hwm.reset(path)
+            return
+        led.close()
+    raise AssertionError("no page found that open does not read")
+
+
+def test_a_damaged_ledger_answers_json_503_never_500(kiosk: Kiosk) -> None:
+    """A page that fails its HMAC, found by a read through the API: named, and sales stop."""
+    from agent.ledger import init_ledger, open_ledger
+    from agent.transactions import NewTxn, create
+
+    init_ledger(kiosk.cfg, dev_leases=True)
+    with open_ledger(kiosk.cfg) as led:
+        for i in range(40):  # a few pages of records
+            create(
+                led, NewTxn(service="ELEC_BILL", amount=str(100 + i), operator="op", fields=ELEC["fields"])
+            )
+    _damage_a_page_that_open_does_not_read(kiosk)
+    hooks = Hooks()
+    with open_ledger(kiosk.cfg) as led:
+        server = _start(kiosk, led, hooks, with_printer=False)
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {TOKEN}"
+        try:
+            answers = [s.get(server.url + "/api/transactions?limit=500", timeout=10)]
+            answers.append(s.post(server.url + "/api/transactions", json={**ELEC, "amount": "5"}, timeout=10))
+            for resp in answers:
+                assert resp.status_code == 503, resp.text[:300]
+                assert resp.json()["error"] == "ledger_damaged" and "restore" in resp.json()["detail"]
+            status = s.get(server.url + "/api/status", timeout=10)  # reads the damaged page too
+            assert status.status_code == 503 and status.json()["error"] == "ledger_damaged"
+        finally:
+            s.close()
+            server.stop()
 
 
 def test_status_shows_the_clock_offset_and_alerts_a_wrong_clock(api: Api) -> None:

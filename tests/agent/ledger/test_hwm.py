@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from agent import transactions
 from agent.errors import LedgerBehind, LedgerDamaged, WrongKey
 from agent.ledger import hwm, open_ledger
-from tests.conftest import ELEC, Kiosk
+from tests.conftest import ELEC, Kiosk, write_config
 
 FIELDS = [a for k, v in ELEC["fields"].items() for a in ("--field", f"{k}={v}")]
 SALE = ["txn", "new", "--service", "ELEC_BILL", "--amount", "100", *FIELDS]
@@ -101,3 +102,42 @@ def test_page_one_damaged_is_not_a_wrong_key(sold: Kiosk) -> None:
     (sold.data_dir / "db.key").write_text("ab" * 32 + "\n")
     with pytest.raises(WrongKey):
         open_ledger(sold.cfg)
+
+
+def test_only_a_short_window_lives_in_the_wal(kiosk: Kiosk) -> None:
+    """[ledger] wal_checkpoint_pages bounds the WAL: a damaged frame can only drop that window."""
+    write_config(kiosk.root, "[ledger]\nwal_checkpoint_pages = 32\n")
+    kiosk.run("init", "--dev-leases", check=True)
+    with open_ledger(kiosk.cfg) as led:
+        for i in range(60):
+            req = transactions.NewTxn(
+                service="ELEC_BILL", amount=str(i + 1), operator="o", fields=ELEC["fields"]
+            )
+            transactions.create(led, req)
+        wal = kiosk.data_dir / "ledger.db-wal"
+        assert wal.stat().st_size <= (32 + 16) * (4096 + 24) + 32
+
+
+def test_two_processes_keep_one_mark(sold: Kiosk) -> None:
+    """`txn new` beside `run` (two Ledgers on one file): neither's write hides the other's commits,
+    and damage found by one stops the other's sales at its next append."""
+    with open_ledger(sold.cfg) as a, open_ledger(sold.cfg) as b:
+        for _ in range(3):
+            _sell_on(a)
+            _sell_on(b)
+        assert a.hwm is not None and b.hwm is not None
+        assert max(a.hwm.mark.seq, b.hwm.mark.seq) == 9
+        a.mark_damaged("found by verify")
+        _sell_on(b)  # committed (b had not seen it) ...
+        with pytest.raises(LedgerDamaged):
+            _sell_on(b)  # ... and the next one is refused
+    assert _cli_refusal(sold) == "ledger_damaged"
+
+
+def _sell_on(led: object) -> None:
+    req = transactions.NewTxn(service="ELEC_BILL", amount="7", operator="o", fields=dict(ELEC["fields"]))
+    transactions.create(led, req)  # type: ignore[arg-type]
+
+
+def _cli_refusal(k: Kiosk) -> str:
+    return next(a["code"] for a in k.json("status")["alerts"] if a["severity"] == "error")

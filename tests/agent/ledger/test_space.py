@@ -33,6 +33,12 @@ def full_kiosk(small_disk: SmallDisk, kiosk: Kiosk) -> Kiosk:
     return k
 
 
+def test_the_reserve_is_there_before_the_first_sale(small_disk: SmallDisk, kiosk: Kiosk) -> None:
+    k = kiosk_on(small_disk, kiosk)
+    k.run("init", check=True)
+    assert (k.data_dir / "ledger.reserve").stat().st_size == MB
+
+
 def test_txn_new_on_a_full_disk_says_so_and_resumes(full_kiosk: Kiosk, small_disk: SmallDisk) -> None:
     k = full_kiosk
     assert (k.data_dir / "ledger.reserve").stat().st_size == MB
