@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,15 +167,23 @@ class PrintWorker:
         self.access = access
         self._printer = printer
         self._own = printer is None
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Callable[[], object], Future[object]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="print-worker", daemon=True)
         self.state = "unknown"
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish the jobs already queued (bounded by ``timeout_s``), then close the printer."""
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Let the receipt being printed finish (at most ``timeout_s``), drop the ones still waiting
+        (their jobs stay pending in the ledger: the operator reprints), close the printer."""
+        while True:
+            try:
+                dropped = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if dropped is not None:
+                dropped[1].cancel()
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(timeout_s)
@@ -184,15 +192,7 @@ class PrintWorker:
 
     def submit(self, fn: Callable[[], object]) -> Future[object]:
         fut: Future[object] = Future()
-
-        def job() -> None:
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn())
-                except BaseException as exc:
-                    fut.set_exception(exc)
-
-        self._jobs.put(job)
+        self._jobs.put((fn, fut))
         return fut
 
     def enqueue_first_print(self, seq: int) -> Future[object]:
@@ -204,7 +204,7 @@ class PrintWorker:
         fut = self.submit(lambda: self._reprint(ref))
         try:
             return fut.result(timeout_s)  # type: ignore[return-value]
-        except FutureTimeout:
+        except (FutureTimeout, CancelledError):  # behind a long queue, or dropped at shutdown
             from hardware.errors import PrinterUnavailable
 
             raise PrinterUnavailable("The printer is busy with earlier receipts; try again.") from None
@@ -235,11 +235,15 @@ class PrintWorker:
         return self.state
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (item := self._jobs.get()) is not None:
+            fn, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
             try:
-                job()
-            except Exception:  # a job's failure is in its Future; the worker keeps going
-                log.exception("print worker job failed")
+                fut.set_result(fn())
+            except Exception as exc:  # in its Future (a reprint's caller sees it); the worker goes on
+                log.warning("print job failed: %s", exc.__class__.__name__)
+                fut.set_exception(exc)
 
 
 def render(cfg: Config, ledger: Ledger, ref: str, png: Path) -> Path:

@@ -104,7 +104,10 @@ def after_commit(cfg: Config, access: LedgerProvider, view: TxnView, then: After
     stands."""
     if cfg.settings.printer.enabled and view["kind"] == "sale":
         if then.enqueue is not None:
-            then.enqueue(view["seq"])
+            try:
+                then.enqueue(view["seq"])
+            except Exception:  # committed already: the job stays pending, the operator reprints
+                log.exception("receipt for seq %s not queued", view["seq"])
         else:
             view["print_state"], view["print_error"] = printing.first_print(
                 cfg, access, view["seq"], then.printer

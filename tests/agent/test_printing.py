@@ -143,3 +143,7 @@ def test_print_worker_prints_in_order_and_reports_the_printer(kiosk: Kiosk) -> N
             assert failed["print_state"] == "pending" and "offline" in str(failed["print_error"])
         finally:
             worker.stop()
+        idle = printing.PrintWorker(kiosk.cfg, access, recorder)  # never started: nothing runs
+        waiting = idle.enqueue_first_print(seqs[0])
+        idle.stop()  # a stop drops what waits (the job stays pending in the ledger)
+        assert waiting.cancelled()

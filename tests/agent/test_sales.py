@@ -192,3 +192,13 @@ def test_cli_txn_new_and_void_take_the_same_flow(cli_kiosk: Kiosk) -> None:
     assert json.loads(voided.output)["voids_seq"] == v["seq"]
     again = runner.invoke(cli, [*base, "txn", "void", v["token"], "--reason", "typo"])
     assert isinstance(again.exception, InvalidInput) and "already voided" in str(again.exception)
+
+
+def test_a_failing_print_queue_never_fails_the_committed_sale(kiosk: Kiosk, ledger: Ledger) -> None:
+    write_config(kiosk.root, '[printer]\nurl = "socket://127.0.0.1:9"\n')
+
+    def broken(seq: int) -> None:
+        raise RuntimeError("print worker gone")
+
+    v = sales.new_sale(kiosk.cfg, ledger, _req(), then=sales.AfterCommit(enqueue=broken))
+    assert ledger.count() == 1 and ledger.find(v["token"])["print_state"] == "pending"
