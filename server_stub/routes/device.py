@@ -1,4 +1,5 @@
-"""What kiosks call: enrollment, then signed requests (batches, leases, catalog, heartbeat, tokens)."""
+"""What kiosks call: enrollment, then signed requests (batches, leases, catalog, heartbeat, tokens,
+the device directory)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from server_stub import catalog, enroll, tokens
+from server_stub import catalog, directory, enroll, tokens
 from server_stub.db import read, write
 from server_stub.heartbeat import record_heartbeat
 from server_stub.ingest import Trust, ingest_batch
@@ -20,6 +21,7 @@ from server_stub.routes.deps import (
     StateDep,
     error_doc,
 )
+from sync.wire.directory import DirectoryPage
 from sync.wire.protocol import (
     BatchRequest,
     BatchResponse,
@@ -99,3 +101,13 @@ def get_token(
     token: Annotated[str, Path(max_length=80, pattern=r"^[0-9A-Za-z-]+$")], dev: DeviceDep, st: StateDep
 ) -> TokenStatus:
     return tokens.lookup(st.engine, st.counter, dev, token, st.config, st.clock())
+
+
+@router.get("/v1/directory", response_model=DirectoryPage, responses=DEVICE)
+def get_directory(
+    dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**62)] = 0
+) -> DirectoryPage:
+    """Devices enrolled after ``since`` with their public keys, signed by the server (one page;
+    ``more`` says ask again since ``version``)."""
+    with read(st.engine) as conn:
+        return directory.page(conn, st.keys, since)

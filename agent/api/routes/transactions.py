@@ -24,7 +24,9 @@ class _Body(BaseModel):
 
 class NewTransaction(_Body):
     service: str = Field(min_length=1, max_length=40)
-    amount: str = Field(min_length=1, max_length=20, description="Rupees as a string: 150 or 150.50")
+    amount: str = Field(
+        default="", max_length=20, description="Rupees: 150 or 150.50; empty for a fee-only service"
+    )
     mobile: str | None = Field(default=None, max_length=20)
     aadhaar: str | None = Field(default=None, max_length=20)
     fields: dict[str, str] = Field(default_factory=dict)
