@@ -31,6 +31,15 @@ FOLDER = "directory"
 MAX_PAGES_PER_PULL = 200
 
 
+class ReceiptRefused(InvalidInput):
+    """A receipt QR that is not accepted; ``code`` says why (the page's message): receipt_malformed,
+    receipt_unknown_kiosk or receipt_forged."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass
 class Directory:
     """What the verified pages say: the devices of each kiosk code, the newest version held, and
@@ -112,16 +121,20 @@ def verify_receipt(cfg: Config, ledger: Ledger | LedgerProvider, text: str) -> d
     try:
         doc = parse_receipt_qr(text)
     except HardwareError as exc:
-        raise InvalidInput(f"receipt QR does not verify: {exc}") from None
+        raise ReceiptRefused("receipt_malformed", f"receipt QR does not verify: {exc}") from None
     with access() as led:
         own = _own(led)
         if doc["kiosk_code"] in (own["kiosk_code"], "UNENROLLED"):
-            return dict(printing.verify_qr(led, text), checked_with="ledger")
+            try:
+                return dict(printing.verify_qr(led, text), checked_with="ledger")
+            except InvalidInput as exc:
+                raise ReceiptRefused("receipt_forged", exc.message) from None
     entries = load(cfg, own["server_key"]).by_kiosk.get(str(doc["kiosk_code"]), [])
     if not entries:
-        raise InvalidInput(
+        raise ReceiptRefused(
+            "receipt_unknown_kiosk",
             "receipt QR names a kiosk this kiosk's directory does not hold yet; it can't be checked "
-            "here until the directory is pulled (connect and sync), or the receipt is not genuine"
+            "here until the directory is pulled (connect and sync), or the receipt is not genuine",
         )
     for entry in entries:
         try:
@@ -129,9 +142,10 @@ def verify_receipt(cfg: Config, ledger: Ledger | LedgerProvider, text: str) -> d
         except (HardwareError, ValueError):
             continue
         return dict(found, checked_with="directory", device_id=entry.device_id)
-    raise InvalidInput(
-        "receipt QR does not verify: its signature is not that kiosk's; the receipt was altered or forged"
+    raise ReceiptRefused(
+        "receipt_forged",
+        "receipt QR does not verify: its signature is not that kiosk's; the receipt was altered or forged",
     )
 
 
-__all__ = ["Directory", "folder", "load", "pull", "verify_receipt"]
+__all__ = ["Directory", "ReceiptRefused", "folder", "load", "pull", "verify_receipt"]

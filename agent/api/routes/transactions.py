@@ -68,7 +68,7 @@ def list_transactions(
 
 @router.get("/{token}")
 def show_transaction(token: str, kiosk: Kiosk) -> dict[str, Any]:
-    ref = queries.check_ref(token)
+    ref = queries.check_token(token)
     try:
         with kiosk.access() as led:
             return dict(transactions.view(led.find(ref)), source="local")
