@@ -126,7 +126,7 @@ _SIG_B64 = re.compile(r"[A-Za-z0-9_-]{86}")
 def parse_receipt_qr(text: str) -> dict[str, Any]:
     """The fields of a receipt QR in its exact form (no key needed: the kiosk code says whose key
     to check it with). Raises :class:`ReceiptQRInvalid`."""
-    parts = text.strip().split("|")
+    parts = text.rstrip("\r\n").split("|")  # a scanner's line end; nothing else is forgiven
     if len(parts) != 6 or parts[0] != QR_VERSION:
         raise ReceiptQRInvalid(f"Not a kiosk receipt QR (expected 6 fields starting with {QR_VERSION}).")
     _, kiosk, token, seq, hash_prefix, sig_b64 = parts
