@@ -139,7 +139,7 @@ class Runner:
             scheduler.JobSpec("leases", self.leases_job, 3600, 300),
             scheduler.JobSpec("checkpoint", self.checkpoint_job, 600, 60),
             scheduler.JobSpec("backup", self.backup_job, 86_400, 1800, first_in_s=300),
-            scheduler.JobSpec("printer", self.printer_job, 30, 5, first_in_s=0.5),
+            scheduler.JobSpec("printer", self.printer_job, 5, 1, first_in_s=0.5),  # the page shows it live
             scheduler.JobSpec("probe", self.probe_job, probe.EVERY_S, 0, first_in_s=0.2),
         ]
         return scheduler.build(specs)
@@ -288,13 +288,20 @@ class Runner:
         from agent import scheduler
 
         if self.scheduler is not None:
+            scheduler.run_soon(self.scheduler, "printer", 0.1)  # a failed print shows at once
             scheduler.run_soon(self.scheduler, "sync", 2.0)  # debounced: a burst makes one sync
             if self.online:  # offline, the backoff keeps its say
                 self.next_sync_at = min(self.next_sync_at, self.clock() + 2.0)
 
     def reprint(self, token: str) -> ReprintResult:
+        from agent import scheduler
+
         assert self.access is not None
-        return printing.reprint(self.cfg, self.access, token, self.printer)
+        try:
+            return printing.reprint(self.cfg, self.access, token, self.printer)
+        finally:
+            if self.scheduler is not None:
+                scheduler.run_soon(self.scheduler, "printer", 0.1)
 
     def remote_lookup(self, token: str) -> dict[str, Any] | None:
         engine = self._engine()
