@@ -191,6 +191,8 @@ def _paper_out_and_back(page: Any, day: Day) -> None:
     expect(page.locator("#result-print")).to_contain_text(HI["states"]["print.pending"])
     expect(page.locator("#printer-state")).to_have_attribute("data-state", "paper_out", timeout=5000)
     expect(page.locator("#printer-state")).to_have_text(HI["states"]["printer.paper_out"])
+    expect(page.locator("#result-print")).to_contain_text(HI["states"]["printer.paper_out"])
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, "paper-out-1024x600")
     day.printer.fail_mode = None
     expect(page.locator("#printer-state")).to_have_attribute("data-state", "ok", timeout=8000)
@@ -217,6 +219,8 @@ def _revoked(page: Any, day: Day) -> None:
     expect(banner).to_have_text(HI["alerts"]["revoked"], timeout=15_000)
     assert "error" in (banner.get_attribute("class") or "")
     _badge(page, "revoked", 1)
+    page.evaluate("window.scrollTo(0, 0)")
+    assert banner.bounding_box()["y"] < 100  # type: ignore[index]
     _hindi_only(page, "revoked-1024x600")
 
 
@@ -260,4 +264,10 @@ def test_axe_finds_nothing_serious(day: Day) -> None:
                 _save_water(page, "3345678904", "40")
                 assert axe_serious(page) == [], (viewport, lang)
                 ctx.close()
+        page = browser.new_page(bypass_csp=True)  # the check can fail: an image without a text
+        page.goto(day.agent.url + "/?lang=hi")
+        page.evaluate(
+            "document.body.appendChild(Object.assign(document.createElement('img'), {src: '/x.png'}))"
+        )
+        assert "image-alt" in [v["id"] for v in axe_serious(page)]
         browser.close()

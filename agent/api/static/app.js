@@ -61,8 +61,9 @@
     if (!iso) { return T.never; }
     var d = new Date(iso);
     if (isNaN(d.getTime())) { return "-"; }
-    return d.toLocaleString(data.lang === "hi" ? "hi-IN-u-nu-latn" : "en-IN",
-      { timeZone: "Asia/Kolkata", dateStyle: "short", timeStyle: "short" });
+    // 24-hour IST with Latin digits: no "am"/"pm" on the Hindi page, whatever the browser's locale data
+    return d.toLocaleString("en-IN", { timeZone: "Asia/Kolkata", day: "2-digit", month: "2-digit",
+      year: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   }
 
   function serviceName(code) {
@@ -154,9 +155,14 @@
     el.focus();
   }
 
+  var printerState = "unknown";
+
   function printText(v) {
     var p = v.print && v.print.state ? v.print.state : v.print_state;
-    return T.print + ": " + state("print", p);
+    var text = T.print + ": " + state("print", p);
+    var trouble = ["ok", "unknown", "off", "disabled", "busy"].indexOf(printerState) < 0;
+    if (p === "pending" && trouble) { text += " — " + state("printer", printerState); }
+    return text;
   }
 
   function showSaved(v) {
@@ -261,6 +267,7 @@
     $("tokens-left").textContent = s.tokens_remaining;
     var p = s.printer;  // {kind, state}
     var ps = typeof p === "string" ? p : (!p || p.kind === "none" ? "off" : (p.state || "unknown"));
+    printerState = ps;
     $("printer-state").textContent = state("printer", ps);
     $("printer-state").setAttribute("data-state", ps);
     var alerts = s.alerts || [];
@@ -349,6 +356,7 @@
     var box = $("lookup-result");
     box.textContent = "";
     box.className = r.ok ? "ok" : "error";
+    box.scrollIntoView({ block: "nearest" });
     if (!r.ok) { box.textContent = say("errors", r.body.error); return; }
     if (r.body.source === "local") {
       var v = r.body.txn;
@@ -391,6 +399,7 @@
     box.textContent = "";
     api("/api/receipts/verify", "POST", { qr: $("verify").value.trim() }).then(function (r) {
       box.className = r.ok ? "ok" : "error";
+      box.scrollIntoView({ block: "nearest" });
       if (!r.ok) {
         box.textContent = T.verify_bad + ": " + say("errors", r.body.error === "invalid_input" ? "receipt_malformed" : r.body.error);
         return;
