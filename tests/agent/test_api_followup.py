@@ -128,3 +128,34 @@ def test_status_alerts_merge_ledger_and_link_alerts(kiosk: Kiosk, ledger: Ledger
     codes = [a["code"] for a in s.json()["alerts"]]
     assert codes == ["disk_low", "revoked", "not_enrolled"]
     assert all(a["severity"] in ("error", "warning") for a in s.json()["alerts"])
+
+
+def test_day_summary_prints_on_the_receipt_printer(kiosk: Kiosk) -> None:
+    from agent.ledger import init_ledger, open_ledger
+    from hardware.sim.printer import PrinterSim
+
+    with PrinterSim(transport="tcp", width_dots=384) as sim:
+        kiosk.config_path.write_text(
+            f'[agent]\ndata_dir = "data"\n[printer]\nurl = "{sim.url}"\nwidth_dots = 384\n'
+        )
+        init_ledger(kiosk.cfg, dev_leases=True)
+        with open_ledger(kiosk.cfg) as led:
+            app = create_app(led, kiosk.cfg, token=TOKEN)
+            with ApiServer(app) as server:
+                h = {"Authorization": f"Bearer {TOKEN}"}
+                r = requests.post(
+                    server.url + "/api/transactions", json={**ELEC, "amount": "1626"}, headers=h
+                )
+                assert r.status_code == 201
+                sim.wait_for_cuts(1)
+                doc = requests.post(server.url + "/api/day/print", headers=h, timeout=10).json()
+                sim.wait_for_cuts(2)
+                head = led.head()
+                sim.fail_mode = "paper_out"
+                r = requests.post(server.url + "/api/day/print", headers=h, timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "print_failed"
+    text = sim.paper.text
+    assert doc["count"] == 1 and (doc["head_seq"], doc["head_hash"]) == head
+    summary = text[text.index("DAY SUMMARY") :]
+    assert "Electricity" in summary and "1,636.00" in summary and f"Head seq {head[0]}" in summary
+    assert head[1][:20] in summary.replace("\n", "") and doc["sig"][:20] in summary.replace("\n", "")
