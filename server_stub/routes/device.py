@@ -3,9 +3,10 @@ the device directory)."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from server_stub import catalog, directory, enroll, tokens
 from server_stub.db import read, write
@@ -105,9 +106,15 @@ def get_token(
 
 @router.get("/v1/directory", response_model=DirectoryPage, responses=DEVICE)
 def get_directory(
-    dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**62)] = 0
-) -> DirectoryPage:
+    request: Request, dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**62)] = 0
+) -> Response:
     """Devices enrolled after ``since`` with their public keys, signed by the server (one page;
-    ``more`` says ask again since ``version``)."""
+    ``more`` says ask again since ``version``). Gzipped when the kiosk accepts it: a whole state's
+    80,000 devices are ~13 MB of JSON, ~5.4 MB on the wire."""
     with read(st.engine) as conn:
-        return directory.page(conn, st.keys, since)
+        page = directory.page(conn, st.keys, since)
+    body = page.model_dump_json().encode("utf-8")
+    if "gzip" not in request.headers.get("accept-encoding", ""):
+        return Response(body, media_type="application/json")
+    packed = gzip.compress(body, compresslevel=6, mtime=0)
+    return Response(packed, media_type="application/json", headers={"Content-Encoding": "gzip"})

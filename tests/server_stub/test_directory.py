@@ -74,3 +74,10 @@ def test_pages_never_split_a_version(server: Harness) -> None:
         second = directory.page(conn, keys, first.body.version, limit=2)
         assert len(second.body.devices) == 1 and second.body.more == 0
         assert verify_page(keys.sign.public_key(), second)
+
+
+def test_the_directory_travels_gzipped(server: Harness) -> None:
+    a = server.enrolled()
+    resp = a.call("GET", "/v1/directory")
+    assert resp.headers["Content-Encoding"] == "gzip"  # requests asks for it and unpacks it
+    assert verify_page(_server_key(a), DirectoryPage.model_validate(resp.json()))  # type: ignore[arg-type]
