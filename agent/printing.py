@@ -131,7 +131,8 @@ def first_print(
 def reprint(
     cfg: Config, ledger: Ledger | LedgerProvider, ref: str, printer: Printer | None = None
 ) -> ReprintResult:
-    """Print again, marked DUPLICATE; earlier pending jobs of it are closed as superseded."""
+    """Print again, marked DUPLICATE once a copy has printed (a receipt that never came out prints
+    as the original); earlier pending jobs of it are closed as superseded."""
     if not cfg.settings.printer.enabled:
         raise InvalidInput('no printer is configured ([printer] url is "none")')
     access = as_provider(ledger)
@@ -139,7 +140,8 @@ def reprint(
         row = led.find(ref)
         if row["kind"] != "sale":
             raise InvalidInput("only a sale has a receipt")
-        job_id = led.print_jobs.add(row["seq"], duplicate=True)
+        duplicate = led.print_jobs.ever_printed(row["seq"])
+        job_id = led.print_jobs.add(row["seq"], duplicate=duplicate)
     state, reason = print_job(cfg, access, job_id, printer)
     if state == "printed":
         with access() as led:
@@ -149,7 +151,7 @@ def reprint(
         "seq": row["seq"],
         "print_state": state,
         "print_error": reason,
-        "duplicate": True,
+        "duplicate": duplicate,
     }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import printing, sdnotify, syncing
 from agent.config import Config
+from agent.errors import AgentError
 from agent.ledger import Ledger, LedgerAccess, open_ledger
 from agent.ledger.outbox import LedgerOutbox
 from agent.lockfile import DirLock
@@ -82,6 +83,9 @@ class Runner:
         self.online = False
         self.port: int | None = None
         self._engine_cache: Any = None
+        self._probe: Any = None  # agent.probe.LinkProbe once enrolled
+        self.sync_error_code: str | None = None  # the last permanent refusal (device_revoked ...)
+        self._directory_at: float | None = None
 
     # -- start ------------------------------------------------------------
     def start(self) -> None:
@@ -130,7 +134,7 @@ class Runner:
         log.info("kiosk-agent running: local API on %s:%s", self.cfg.settings.local_api.host, self.port)
 
     def _build_scheduler(self) -> Any:
-        from agent import scheduler
+        from agent import probe, scheduler
 
         s = self.cfg.settings.sync
         specs = [
@@ -139,7 +143,8 @@ class Runner:
             scheduler.JobSpec("leases", self.leases_job, 3600, 300),
             scheduler.JobSpec("checkpoint", self.checkpoint_job, 600, 60),
             scheduler.JobSpec("backup", self.backup_job, 86_400, 1800, first_in_s=300),
-            scheduler.JobSpec("printer", self.printer_job, 30, 5, first_in_s=0.5),
+            scheduler.JobSpec("printer", self.printer_job, 5, 1, first_in_s=0.5),  # the page shows it live
+            scheduler.JobSpec("probe", self.probe_job, probe.EVERY_S, 0, first_in_s=0.2),
         ]
         return scheduler.build(specs)
 
@@ -171,11 +176,15 @@ class Runner:
             self.next_sync_at = self.clock() + delay
             self.online = False if report.transient else self.online
             self.sync_state = f"waiting: {report.error} (retry in {delay:.0f} s)"
+            if not report.transient:
+                self.sync_error_code = "device_revoked" if "device_revoked" in report.error else "refused"
         else:
             self.backoff.reset()
             self.next_sync_at = 0.0
             self.online = True
+            self.sync_error_code = None
             self.sync_state = "ok" if not report.rejected else f"ok, {report.rejected} rejected"
+            self.directory_job(engine)
         log.info(
             "sync: sent %d accepted %d duplicate %d rejected %d pending %d%s",
             report.sent,
@@ -185,6 +194,45 @@ class Runner:
             report.pending,
             f" ({report.error})" if report.error else "",
         )
+
+    def probe_job(self) -> None:
+        """The link probe (agent.probe): online/offline within seconds; a link that comes back
+        ends the backoff and syncs now."""
+        from agent import probe
+
+        engine = self._engine()
+        if engine is None or self.stop.is_set():
+            return
+        if self._probe is None:
+            self._probe = probe.LinkProbe(engine.client.base_url, self._link_changed)
+        self.online = self._probe.check()
+
+    def _link_changed(self, up: bool) -> None:
+        from agent import scheduler
+
+        self.online = up
+        if up and self.scheduler is not None:
+            self.backoff.reset()
+            self.next_sync_at = 0.0
+            scheduler.run_soon(self.scheduler, "sync", 0.1)
+
+    def directory_job(self, engine: Any) -> None:
+        """Pull the device directory (agent.directory) after a good sync, at most every 5 minutes."""
+        from agent import directory
+        from sync.errors import SyncError
+
+        if self._directory_at is not None and self.clock() - self._directory_at < 300:
+            return
+        assert self.access is not None
+        with self.access() as led:
+            key = led.meta("server_sign_pub")
+        if not key:
+            return
+        try:
+            directory.pull(self.cfg, key, engine.client)
+            self._directory_at = self.clock()
+        except (SyncError, AgentError) as exc:
+            log.warning("device directory not pulled: %s", getattr(exc, "message", exc))
 
     def heartbeat_job(self) -> None:
         engine = self._engine()
@@ -198,6 +246,8 @@ class Runner:
             )
         except SyncError as exc:
             self.online = False if exc.transient else self.online
+            if not exc.transient:
+                self.sync_error_code = exc.code
             return
         self.online = True
         for message in resp.messages:
@@ -241,6 +291,7 @@ class Runner:
         from agent import scheduler
 
         if self.scheduler is not None:
+            scheduler.run_soon(self.scheduler, "printer", 0.1)  # a failed print shows at once
             scheduler.run_soon(self.scheduler, "sync", 2.0)  # debounced: a burst makes one sync
             if self.online:  # offline, the backoff keeps its say
                 self.next_sync_at = min(self.next_sync_at, self.clock() + 2.0)
@@ -273,6 +324,7 @@ class Runner:
         return {
             "online": self.online,
             "sync_state": self.sync_state,
+            "sync_error_code": self.sync_error_code,
             "printer": {"kind": self.cfg.settings.printer.kind, "state": self.printer_state},
         }
 
@@ -288,6 +340,8 @@ class Runner:
         self.api_stop.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._probe is not None:
+            self._probe.close()
         if self.api_thread is not None:
             self.api_thread.join(timeout=3)
         if self.print_worker is not None:

@@ -85,7 +85,12 @@ def build_draft(
         raise NeedsConnection(
             f"{svc.name_en} needs a live connection and the kiosk is offline; try again when the link is back"
         )
-    amount = money.parse_rupees(req.amount, limit_paise=svc.max_amount_paise)
+    if svc.fee_only:
+        if req.amount.strip() and money.parse_rupees(req.amount) != 0:
+            raise InvalidInput(f"{svc.name_en} takes only its fee; leave the amount out")
+        amount = 0
+    else:
+        amount = money.parse_rupees(req.amount, limit_paise=svc.max_amount_paise)
     fields = svc.check_fields(req.fields)
     if not req.operator:
         raise InvalidInput("say which operator is serving (--operator)")

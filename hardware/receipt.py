@@ -120,35 +120,52 @@ def _public_key(key: Ed25519PublicKey | bytes) -> Ed25519PublicKey:
     raise ValueError("public_key must be an Ed25519PublicKey or 32 raw bytes")
 
 
-def verify_receipt_qr(text: str, public_key: Ed25519PublicKey | bytes) -> dict[str, Any]:
-    """Check a scanned receipt QR.  Returns its fields; raises :class:`ReceiptQRInvalid`."""
-    key = _public_key(public_key)
-    text = text.strip()
-    parts = text.split("|")
+_SIG_B64 = re.compile(r"[A-Za-z0-9_-]{86}")
+
+
+def parse_receipt_qr(text: str) -> dict[str, Any]:
+    """The fields of a receipt QR in its exact form (no key needed: the kiosk code says whose key
+    to check it with). Raises :class:`ReceiptQRInvalid`."""
+    parts = text.rstrip("\r\n").split("|")  # a scanner's line end; nothing else is forgiven
     if len(parts) != 6 or parts[0] != QR_VERSION:
         raise ReceiptQRInvalid(f"Not a kiosk receipt QR (expected 6 fields starting with {QR_VERSION}).")
     _, kiosk, token, seq, hash_prefix, sig_b64 = parts
-    if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{16}", hash_prefix):
+    if not kiosk or not token or not set(kiosk + token) <= _FIELD_OK:
+        raise ReceiptQRInvalid("Receipt QR has a malformed kiosk code or token.")
+    if not re.fullmatch(r"0|[1-9][0-9]{0,17}", seq) or not re.fullmatch(r"[0-9a-f]{16}", hash_prefix):
         raise ReceiptQRInvalid("Receipt QR has a malformed sequence number or hash prefix.")
+    # 64 bytes are exactly 86 unpadded URL-safe characters; the last one carries 2 spare bits, so
+    # only the encoding this module writes is accepted (re-encode and compare), not its 15 twins.
+    if not _SIG_B64.fullmatch(sig_b64):
+        raise ReceiptQRInvalid("Receipt QR signature is not 86 characters of URL-safe base64.")
     try:
-        sig = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+        sig = base64.urlsafe_b64decode(sig_b64 + "==")
     except (binascii.Error, ValueError) as exc:
         raise ReceiptQRInvalid("Receipt QR signature is not valid base64.") from exc
-    if len(sig) != 64:
-        raise ReceiptQRInvalid("Receipt QR signature has the wrong length.")
-    try:
-        key.verify(sig, text.rsplit("|", 1)[0].encode("utf-8"))
-    except InvalidSignature as exc:
-        raise ReceiptQRInvalid(
-            "Receipt QR signature does not verify: the receipt was altered or comes from another kiosk."
-        ) from exc
+    if len(sig) != 64 or base64.urlsafe_b64encode(sig).rstrip(b"=").decode("ascii") != sig_b64:
+        raise ReceiptQRInvalid("Receipt QR signature is not in its exact encoding.")
     return {
         "version": QR_VERSION,
         "kiosk_code": kiosk,
         "token": token,
         "seq": int(seq),
         "hash_prefix": hash_prefix,
+        "signed": "|".join(parts[:5]).encode("ascii"),
+        "sig": sig,
     }
+
+
+def verify_receipt_qr(text: str, public_key: Ed25519PublicKey | bytes) -> dict[str, Any]:
+    """Check a scanned receipt QR.  Returns its fields; raises :class:`ReceiptQRInvalid`."""
+    key = _public_key(public_key)
+    doc = parse_receipt_qr(text)
+    try:
+        key.verify(doc.pop("sig"), doc.pop("signed"))
+    except InvalidSignature as exc:
+        raise ReceiptQRInvalid(
+            "Receipt QR signature does not verify: the receipt was altered or comes from another kiosk."
+        ) from exc
+    return doc
 
 
 # --- formatting ----------------------------------------------------------------------------------
@@ -322,6 +339,48 @@ def build_receipt(data: ReceiptData, width_dots: int, *, sign: Sign) -> bytes:
     out = p.output
     assert out.startswith(b"\x1b@") and b"\x1dV" in out[-4:]
     return out
+
+
+def build_day_summary(
+    doc: dict[str, Any], names: dict[str, str], width_dots: int, *, lang: Lang = "hi"
+) -> bytes:
+    """The end-of-day summary as one ESC/POS job: per-service counts and totals, the ledger head
+    and the device's signature (``doc`` is ``agent.daysummary.summary``'s answer)."""
+    b = _Builder(width_dots)
+    p = b.p
+    p.hw("INIT")
+    p.set(align="center")
+    b.text("e-Mitra", bold=True, double_height=True, double_width=True)
+    if lang == "hi":
+        b.image(render_text("दिन का सारांश", width_dots, size=24, align="center", bold=True))
+    p.set(align="center")
+    b.text(f"DAY SUMMARY {doc['date']}", bold=True)
+    p.set(align="center")
+    b.text(f"Kiosk {doc['kiosk_code']}")
+    b.rule()
+    for s in doc["services"]:
+        p.set(align="left")
+        b.text(f"{names.get(s['service'], s['service'])[: b.cols]}")
+        b.row(
+            [f"  {s['count']} x"], [format_rupees(s["amount_paise"] + s["fee_paise"]).removeprefix("\u20b9 ")]
+        )
+    b.rule()
+    for label, value in (
+        ("Transactions", str(doc["count"])),
+        ("Voids", str(doc["voids"])),
+        ("Amounts", format_rupees(doc["amount_paise"]).removeprefix("\u20b9 ")),
+        ("Fees", format_rupees(doc["fee_paise"]).removeprefix("\u20b9 ")),
+        ("Cash collected", format_rupees(doc["cash_paise"]).removeprefix("\u20b9 ")),
+    ):
+        b.row([label], [value], bold=label == "Cash collected")
+    b.rule()
+    p.set(align="left")
+    b.text(f"Head seq {doc['head_seq']}")
+    b.text(f"Head hash {doc['head_hash']}")
+    b.text(f"Device {doc['device_id']}")
+    b.text(f"Signature {doc['sig']}")
+    p.cut()
+    return bytes(p.output)
 
 
 def render_png(data: ReceiptData, width_dots: int, path: str | Path, *, sign: Sign) -> Path:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from sync.errors import PermanentSyncError, SyncError, TransientSyncError
 from sync.wire import protocol, signing
+from sync.wire.directory import DirectoryPage
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -159,6 +160,10 @@ class SyncClient:
         from urllib.parse import quote
 
         return self._call("GET", f"/v1/tokens/{quote(token, safe='')}", protocol.TokenStatus)
+
+    def directory(self, since: int) -> DirectoryPage:
+        """One signed page of the device directory (devices enrolled after ``since``)."""
+        return self._call("GET", f"/v1/directory?since={since}", DirectoryPage)
 
     def healthy(self) -> bool:
         try:

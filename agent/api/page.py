@@ -1,4 +1,5 @@
-"""The operator page: server-rendered (Jinja2, autoescaped), Hindi or English.
+"""The operator page: server-rendered (Jinja2, autoescaped), Hindi or English (every word from
+:mod:`agent.i18n`; the script gets the same table and never shows a code or state word).
 
 The API token is embedded in the page, so the page is served only to loopback
 clients under a loopback Host (checked by the guard) and never cached or framed.
@@ -14,8 +15,9 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 
-from agent.catalog import Catalog
-from agent.money import format_rupees
+from agent import i18n
+from agent.catalog import Catalog, Field, Service
+from hardware.receipt import format_rupees  # "₹ 1,62,600.00": Indian grouping
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -26,69 +28,6 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-}
-
-STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "e-Mitra kiosk",
-        "new": "New transaction",
-        "service": "Service",
-        "amount": "Amount (Rs)",
-        "fee": "Fee",
-        "mobile": "Mobile (optional)",
-        "aadhaar": "Aadhaar",
-        "submit": "Save and issue token",
-        "queue": "Waiting to sync",
-        "last_sync": "Last sync",
-        "printer": "Printer",
-        "tokens": "Tokens left",
-        "recent": "Recent transactions",
-        "rejected": "Needs attention (rejected by the server)",
-        "token": "Token",
-        "time": "Time",
-        "sync": "Sync",
-        "print": "Print",
-        "reprint": "Reprint",
-        "reason": "Reason",
-        "online": "Online",
-        "offline": "Offline",
-        "unknown": "Unknown",
-        "never": "never",
-        "saved": "Saved. Token",
-        "failed": "Not saved",
-        "online_only": "needs a live connection",
-        "switch": "हिन्दी",
-    },
-    "hi": {
-        "title": "ई-मित्र कियोस्क",
-        "new": "नया लेन-देन",
-        "service": "सेवा",
-        "amount": "राशि (रु)",
-        "fee": "शुल्क",
-        "mobile": "मोबाइल (वैकल्पिक)",
-        "aadhaar": "आधार",
-        "submit": "सहेजें और टोकन दें",
-        "queue": "सिंक के लिए बाकी",
-        "last_sync": "पिछला सिंक",
-        "printer": "प्रिंटर",
-        "tokens": "बचे टोकन",
-        "recent": "हाल के लेन-देन",
-        "rejected": "ध्यान दें (सर्वर ने अस्वीकार किया)",
-        "token": "टोकन",
-        "time": "समय",
-        "sync": "सिंक",
-        "print": "प्रिंट",
-        "reprint": "फिर से प्रिंट",
-        "reason": "कारण",
-        "online": "ऑनलाइन",
-        "offline": "ऑफ़लाइन",
-        "unknown": "अज्ञात",
-        "never": "कभी नहीं",
-        "saved": "सहेजा गया। टोकन",
-        "failed": "सहेजा नहीं गया",
-        "online_only": "इंटरनेट चाहिए",
-        "switch": "English",
-    },
 }
 
 
@@ -111,40 +50,47 @@ def _env() -> Any:
     )
 
 
+def _field(f: Field, lang: str) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "label": f.label_hi if lang == "hi" else f.label_en,
+        "example": f.example,
+        "required": f.required,
+        "choices": [
+            {"value": c.value, "label": c.label_hi if lang == "hi" else c.label_en} for c in f.choices
+        ],
+    }
+
+
+def _service(s: Service, lang: str) -> dict[str, Any]:
+    return {
+        "code": s.code,
+        "name": s.name_hi if lang == "hi" else s.name_en,
+        "fee": format_rupees(s.fee_paise),
+        "fee_paise": s.fee_paise,
+        "fee_only": s.fee_only,
+        "online_only": s.online_only,
+        "mobile": s.mobile,
+        "aadhaar": s.aadhaar,
+        "fields": [_field(f, lang) for f in s.fields],
+    }
+
+
 def context(cat: Catalog, lang: str) -> dict[str, Any]:
-    lang = lang if lang in STRINGS else "en"
-    services = []
-    for s in cat.services:
-        services.append(
-            {
-                "code": s.code,
-                "name": s.name_hi if lang == "hi" else s.name_en,
-                "fee": format_rupees(s.fee_paise),
-                "online_only": s.online_only,
-                "mobile": s.mobile,
-                "aadhaar": s.aadhaar,
-                "fields": [
-                    {
-                        "name": f.name,
-                        "label": f.label_hi if lang == "hi" else f.label_en,
-                        "example": f.example,
-                        "required": f.required,
-                    }
-                    for f in s.fields
-                ],
-            }
-        )
+    lang = lang if lang in i18n.LANGS else "en"
+    services = [_service(s, lang) for s in cat.services]
+    keys = ("name", "fee_paise", "fee_only", "mobile", "aadhaar", "online_only")
     data = {
         "lang": lang,
-        "strings": STRINGS[lang],
-        "services": {
-            s["code"]: {k: s[k] for k in ("fee", "mobile", "aadhaar", "online_only")} for s in services
-        },
+        "t": i18n.table(lang),
+        "services": {s["code"]: {k: s[k] for k in keys} for s in services},
     }
+    t = i18n.table(lang)
     return {
         "lang": lang,
         "other": "en" if lang == "hi" else "hi",
-        "t": STRINGS[lang],
+        "t": t["ui"],
+        "states": t["states"],
         "services": services,
         # no "<" at all, so nothing in the catalog can end the data block early
         "page_data": json.dumps(data, ensure_ascii=False).replace("<", "\\u003c"),

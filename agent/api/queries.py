@@ -26,6 +26,19 @@ def check_ref(ref: str) -> str:
     return ref
 
 
+def check_token(ref: str) -> str:
+    """A token to look up: a leased token's check digit (Verhoeff) and a provisional token's shape
+    are checked, so a typo is a 422, never "unknown"; a txn id (has letters and dashes) passes."""
+    from sync.wire.tokens import is_well_formed
+
+    ref = check_ref(ref)
+    if (ref.isdigit() or ref.startswith("P")) and not is_well_formed(ref):
+        raise InvalidInput(
+            "that is not a token number (11 digits with a correct check digit, or P<K-code>-<number>)"
+        )
+    return ref
+
+
 def status(led: Ledger, cfg: Config) -> dict[str, Any]:
     st = led.status()
     printer = cfg.settings.printer

@@ -15,7 +15,16 @@ from typing import Any
 
 from agent.errors import InvalidInput
 
-__all__ = ["Catalog", "Field", "Service", "bundled", "from_json"]
+__all__ = ["Catalog", "Choice", "Field", "Service", "bundled", "from_json"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a field's fixed values (a DISCOM, a bank, a telecom operator) and its labels."""
+
+    value: str
+    label_en: str
+    label_hi: str
 
 
 @dataclass(frozen=True)
@@ -26,11 +35,24 @@ class Field:
     example: str
     label_en: str
     label_hi: str
+    choices: tuple[Choice, ...] = ()
 
-    def check(self, value: str) -> None:
+    def check(self, value: str) -> str:
+        """The value as stored: a choice is matched case-insensitively and stored as the catalog
+        spells it."""
+        if self.choices:
+            for c in self.choices:
+                if c.value.casefold() == value.casefold():
+                    value = c.value
+                    break
+            else:
+                raise InvalidInput(
+                    f"field '{self.name}' must be one of: {', '.join(c.value for c in self.choices)}"
+                )
         if not re.fullmatch(self.pattern, value):
             # Never echo the value: an operator may have typed an Aadhaar number into it.
             raise InvalidInput(f"field '{self.name}' is not in the expected form (like: {self.example})")
+        return value
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,11 @@ class Service:
     mobile: str  # required | optional | none
     aadhaar: str  # required | optional | none
 
+    @property
+    def fee_only(self) -> bool:
+        """The citizen pays the fee and nothing else: no amount is asked (max amount 0)."""
+        return self.max_amount_paise == 0
+
     def check_fields(self, given: dict[str, str]) -> dict[str, str]:
         known = {f.name: f for f in self.fields}
         for name in given:
@@ -61,8 +88,7 @@ class Service:
                 if f.required:
                     raise InvalidInput(f"service {self.code} needs --field {f.name}=... (like: {f.example})")
                 continue
-            f.check(value)
-            out[f.name] = value
+            out[f.name] = f.check(value)
         return out
 
     def public(self) -> dict[str, Any]:
@@ -74,6 +100,7 @@ class Service:
             "fee_paise": self.fee_paise,
             "max_amount_paise": self.max_amount_paise,
             "online_only": self.online_only,
+            "fee_only": self.fee_only,
             "commission": dict(self.commission),  # the Catalog is cached: hand out copies
             "mobile": self.mobile,
             "aadhaar": self.aadhaar,
@@ -85,6 +112,9 @@ class Service:
                     "pattern": f.pattern,
                     "label_en": f.label_en,
                     "label_hi": f.label_hi,
+                    "choices": [
+                        {"value": c.value, "label_en": c.label_en, "label_hi": c.label_hi} for c in f.choices
+                    ],
                 }
                 for f in self.fields
             ],
@@ -104,6 +134,18 @@ class Catalog:
         raise InvalidInput("unknown service code; see kiosk-agent catalog")
 
 
+def _choices(items: list[Any]) -> tuple[Choice, ...]:
+    """``["JVVNL", ...]`` or ``[{"value": "JVVNL", "label_en": ..., "label_hi": ...}, ...]``."""
+    out = []
+    for c in items:
+        if isinstance(c, str):
+            out.append(Choice(c, c, c))
+        else:
+            value = str(c["value"])
+            out.append(Choice(value, c.get("label_en", value), c.get("label_hi", c.get("label_en", value))))
+    return tuple(out)
+
+
 def from_json(doc: dict[str, Any]) -> Catalog:
     services = []
     for s in doc["services"]:
@@ -115,6 +157,7 @@ def from_json(doc: dict[str, Any]) -> Catalog:
                 f["example"],
                 f.get("label_en", f["name"]),
                 f.get("label_hi", f["name"]),
+                _choices(f.get("choices", [])),
             )
             for f in s.get("fields", [])
         )

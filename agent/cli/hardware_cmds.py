@@ -21,7 +21,7 @@ def receipt() -> None:
 @json_option
 @pass_state
 def receipt_reprint(state: State, token: str, as_json: bool) -> None:
-    """Print a receipt again, marked DUPLICATE (exit 0 only if it printed)."""
+    """Print a receipt again, marked DUPLICATE if a copy printed before (exit 0 only if it printed)."""
     from agent import printing
     from agent.errors import AgentError
     from agent.ledger import open_ledger
@@ -32,7 +32,8 @@ def receipt_reprint(state: State, token: str, as_json: bool) -> None:
         doc,
         as_json,
         lambda d: (
-            f"reprinted {d['token']} (DUPLICATE)"
+            f"reprinted {d['token']}"
+            + (" (DUPLICATE)" if d["duplicate"] else " (the original: none printed before)")
             if d["print_state"] == "printed"
             else f"not printed: {d['print_error']}"
         ),
@@ -63,12 +64,13 @@ def receipt_render(state: State, token: str, png: Path, as_json: bool) -> None:
 @json_option
 @pass_state
 def receipt_verify(state: State, text: str, as_json: bool) -> None:
-    """Check a scanned receipt QR against this kiosk's key and ledger (exit 2 if it fails)."""
-    from agent import printing
+    """Check a scanned receipt QR from any kiosk, offline: this kiosk's own against its key and
+    ledger, another's against the device directory (exit 2 if it fails)."""
+    from agent import directory
     from agent.ledger import open_ledger
 
     with open_ledger(state.cfg) as ledger:
-        doc = printing.verify_qr(ledger, text)
+        doc = directory.verify_receipt(state.cfg, ledger, text)
     emit(
         dict(doc, ok=True),
         as_json,

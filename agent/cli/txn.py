@@ -26,7 +26,7 @@ def txn() -> None:
 
 @txn.command("new")
 @click.option("--service", required=True, help="Service code (see kiosk-agent catalog).")
-@click.option("--amount", required=True, help="Rupees, e.g. 150 or 150.50.")
+@click.option("--amount", default="", help="Rupees, e.g. 150 or 150.50 (left out for a fee-only service).")
 @click.option("--mobile", default=None, help="Citizen's 10-digit mobile (stored encrypted, shown masked).")
 @click.option("--aadhaar", default=None, help="Citizen's Aadhaar (sealed to the server; needs enrollment).")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="A service field; repeat.")

@@ -62,6 +62,14 @@ class PrintJobs:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def ever_printed(self, seq: int) -> bool:
+        """Whether any receipt of ``seq`` came out of the printer (a reprint of one that never did
+        is the original, not a DUPLICATE)."""
+        row = self._ledger.conn.execute(
+            "SELECT 1 FROM print_jobs WHERE seq = ? AND state = 'printed' LIMIT 1", (seq,)
+        ).fetchone()
+        return row is not None
+
     def add(self, seq: int, *, duplicate: bool) -> int:
         """A new job in its own write transaction (a reprint)."""
         with self._ledger.write() as conn:

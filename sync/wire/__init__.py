@@ -4,4 +4,14 @@ key fingerprints an enrollment is pinned to, the no-echo rule for error messages
 token formats (Verhoeff, leased and provisional). The server imports only this subpackage of
 ``sync``; nothing here imports the kiosk's client."""
 
-__all__ = ["canonical", "fingerprint", "protocol", "redact", "sealing", "signing", "tokens", "verhoeff"]
+__all__ = [
+    "canonical",
+    "directory",
+    "fingerprint",
+    "protocol",
+    "redact",
+    "sealing",
+    "signing",
+    "tokens",
+    "verhoeff",
+]

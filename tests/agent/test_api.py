@@ -189,17 +189,20 @@ def test_list_search_show(api: Api) -> None:
 
 
 def test_show_falls_back_to_remote_lookup(api: Api) -> None:
-    api.hooks.remote["98765432101"] = {"token": "98765432101", "status": "accepted", "kiosk_code": "K1"}
-    r = api.get("/api/transactions/98765432101")
+    api.hooks.remote["98765432102"] = {"token": "98765432102", "status": "accepted", "kiosk_code": "K1"}
+    r = api.get("/api/transactions/98765432102")
     assert r.status_code == 200 and r.json() == {
-        "token": "98765432101",
+        "token": "98765432102",
         "status": "accepted",
         "kiosk_code": "K1",
         "source": "server",
     }
-    r = api.get("/api/transactions/12345678901")
+    r = api.get("/api/transactions/12345678902")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     assert api.get("/api/transactions/bad%20ref").status_code == 422
+    for typo in ("12345678901", "98765432120", "1234567890", "PK1-x"):  # a wrong check digit is no token
+        r = api.get(f"/api/transactions/{typo}")
+        assert r.status_code == 422 and r.json()["error"] == "invalid_input", typo
 
 
 def test_void_and_reprint(api: Api) -> None:
@@ -214,7 +217,7 @@ def test_void_and_reprint(api: Api) -> None:
     r = api.post(f"/api/transactions/{v['token']}/reprint")
     assert r.status_code == 202 and r.json()["result"] == "queued"
     assert api.hooks.printed == [v["token"]]
-    assert api.post("/api/transactions/12345678901/reprint").status_code == 404
+    assert api.post("/api/transactions/12345678902/reprint").status_code == 404
     assert api.hooks.printed == [v["token"]]
 
 
@@ -256,6 +259,10 @@ def test_openapi_lists_every_endpoint(api: Api) -> None:
         "/api/transactions/{token}",
         "/api/transactions/{token}/void",
         "/api/transactions/{token}/reprint",
+        "/api/lookup/{token}",
+        "/api/receipts/verify",
+        "/api/day",
+        "/api/day/print",
     } <= set(paths)
 
 
@@ -303,7 +310,7 @@ def test_oversized_body_and_unreachable_server(kiosk: Kiosk, ledger: Ledger) -> 
         big = {**ELEC, "fields": {"discom": "x" * 70_000}}
         r = requests.post(server.url + "/api/transactions", json=big, headers=h, timeout=5)
         assert r.status_code == 413 and r.json()["error"] == "too_large"
-        r = requests.get(server.url + "/api/transactions/12345678901", headers=h, timeout=5)
+        r = requests.get(server.url + "/api/transactions/12345678902", headers=h, timeout=5)
         assert r.status_code == 503 and r.json()["error"] == "server_unreachable"
     assert ledger.count() == 0
 

@@ -71,9 +71,14 @@ def test_printer_absent_then_reprint_once_back(kiosk: Kiosk) -> None:
         back.wait_for_cuts(1)
         assert doc["token"] not in back.paper.text  # the pending job did not print by itself
         again = kiosk.json("receipt", "reprint", doc["token"])
-        assert again["print_state"] == "printed" and again["duplicate"] is True
+        # it never printed: the citizen's only receipt is the original, not a DUPLICATE
+        assert again["print_state"] == "printed" and again["duplicate"] is False
         back.wait_for_cuts(2)
-        assert "DUPLICATE" in back.paper.text and back.paper.text.count(doc["token"]) == 1
+        assert "DUPLICATE" not in back.paper.text and back.paper.text.count(doc["token"]) == 1
+        third = kiosk.json("receipt", "reprint", doc["token"])
+        assert third["print_state"] == "printed" and third["duplicate"] is True
+        back.wait_for_cuts(3)
+        assert "DUPLICATE" in back.paper.text and back.paper.text.count(doc["token"]) == 2
     assert kiosk.json("txn", "show", doc["token"])["print_state"] == "printed"
 
 

@@ -149,3 +149,59 @@ def test_bad_width_refused(device_key: Ed25519PrivateKey, make_receipt: MakeRece
 
 def test_receiptdata_is_plain(make_receipt: MakeReceipt) -> None:
     assert isinstance(make_receipt(), ReceiptData)
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_only_the_exact_signature_encoding_verifies(
+    device_key: Ed25519PrivateKey, make_receipt: MakeReceipt
+) -> None:
+    """64 bytes are 86 base64 characters whose last one carries 4 spare bits: its 15 twins decode
+    to the same signature and were all accepted; now only the encoding written is."""
+    text = receipt_qr_text(make_receipt(), device_key.sign)
+    body, last = text[:-1], text[-1]
+    accepted = []
+    for ch in _B64URL:
+        try:
+            verify_receipt_qr(body + ch, device_key.public_key())
+            accepted.append(ch)
+        except ReceiptQRInvalid:
+            pass
+    assert accepted == [last]
+    for padded in (text + "==", text + "=", " " + text.replace("|", "| ", 1)):
+        with pytest.raises(ReceiptQRInvalid):
+            verify_receipt_qr(padded, device_key.public_key())
+
+
+_KEY = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+
+
+@given(data=st.data())
+def test_any_change_to_any_field_or_signature_character_is_refused(data: st.DataObject) -> None:
+    """The offline receipt check: change one QR field (to anything else) or one character of the
+    signature (to any other character) and the QR no longer verifies."""
+    from tests.hardware.conftest import make_receipt
+
+    token = data.draw(st.from_regex(r"[0-9]{11}|P[A-Z0-9]{1,8}-[1-9][0-9]{0,5}", fullmatch=True))
+    seq = data.draw(st.integers(0, 10**12))
+    text = receipt_qr_text(make_receipt(token=token, seq=seq), _KEY.sign)
+    parts = text.split("|")
+    assert verify_receipt_qr(text, _KEY.public_key())["seq"] == seq
+    where = data.draw(st.integers(0, len(parts) - 1))
+    if where == len(parts) - 1:
+        i = data.draw(st.integers(0, len(parts[-1]) - 1))
+        ch = data.draw(st.sampled_from(_B64URL + "=+/ .").filter(lambda c: c != parts[-1][i]))
+        parts[-1] = parts[-1][:i] + ch + parts[-1][i + 1 :]
+    else:
+        old = parts[where]
+        near = [f" {old}", f"{old} ", f"\t{old}", old.lower(), old.upper(), f"0{old}", old[:-1], old + "0"]
+        new = data.draw(
+            st.sampled_from(near) | st.text(st.characters(codec="utf-8", exclude_characters="|"), max_size=40)
+        )
+        if new == old:
+            new += "0"
+        parts[where] = new
+    changed = "|".join(parts)
+    with pytest.raises(ReceiptQRInvalid):
+        verify_receipt_qr(changed, _KEY.public_key())

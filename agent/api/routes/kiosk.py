@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from agent import transactions
-from agent.api import queries
+from agent.api import alerts, queries
 from agent.api.state import Kiosk
 
 router = APIRouter(prefix="/api", tags=["kiosk"])
@@ -19,7 +19,9 @@ def status(kiosk: Kiosk) -> dict[str, Any]:
         doc = queries.status(led, kiosk.cfg)
     doc["online"] = kiosk.online()
     if kiosk.status_extra is not None:
-        doc.update(kiosk.status_extra())
+        extra = kiosk.status_extra()
+        doc.update(extra, alerts=[*doc.get("alerts", []), *extra.get("alerts", [])])
+    doc["alerts"] = alerts.merged(doc, kiosk.cfg)
     return doc
 
 

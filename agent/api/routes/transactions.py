@@ -24,7 +24,9 @@ class _Body(BaseModel):
 
 class NewTransaction(_Body):
     service: str = Field(min_length=1, max_length=40)
-    amount: str = Field(min_length=1, max_length=20, description="Rupees as a string: 150 or 150.50")
+    amount: str = Field(
+        default="", max_length=20, description="Rupees: 150 or 150.50; empty for a fee-only service"
+    )
     mobile: str | None = Field(default=None, max_length=20)
     aadhaar: str | None = Field(default=None, max_length=20)
     fields: dict[str, str] = Field(default_factory=dict)
@@ -87,7 +89,7 @@ def list_transactions(
 
 @router.get("/{token}")
 def show_transaction(token: str, kiosk: Kiosk) -> dict[str, Any]:
-    ref = queries.check_ref(token)
+    ref = queries.check_token(token)
     try:
         with kiosk.access() as led:
             return dict(transactions.view(led.find(ref)), source="local")
