@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from server_stub.auth import DeviceAuthenticator, RateLimiter
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
+from server_stub.console import ROUTERS as CONSOLE_ROUTERS
 from server_stub.db import make_engine
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.limits import DatabaseCounter
@@ -48,7 +49,7 @@ def create_app(
         counter=DatabaseCounter(engine),
     )
     handlers.install(app)
-    for router in ROUTERS:
+    for router in (*ROUTERS, *CONSOLE_ROUTERS):
         app.include_router(router)
     app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from server_stub import admin, catalog, fleet, reconcile
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
+from server_stub.console import audit, users
 from server_stub.db import database_url_for_display, make_engine, read, schema_revision, write
 from server_stub.errors import ConfigError, ServerError
 from server_stub.keys import recorded_fingerprints
@@ -185,6 +186,7 @@ def kiosk() -> None:
 )
 @click.option("--lsp", "lsp_id", required=True, metavar="ID")
 @click.option("--name", required=True)
+@click.option("--district", default=None, help="The district the kiosk is in (the console groups by it).")
 @click.option(
     "--expires-hours",
     type=click.IntRange(1, 24 * 365),
@@ -198,11 +200,13 @@ def kiosk() -> None:
     help='Print {"kiosk_code", "enrollment_code", "server_fingerprint", ...}.',
 )
 @click.pass_obj
-def kiosk_add(obj: Ctx, lsp_id: str, name: str, expires_hours: int | None, as_json: bool) -> None:
+def kiosk_add(
+    obj: Ctx, lsp_id: str, name: str, district: str | None, expires_hours: int | None, as_json: bool
+) -> None:
     ttl = expires_hours or obj.config.enrollment_ttl_hours
     with write(obj.engine()) as conn:
         fingerprint = recorded_fingerprints(conn)["server"]
-        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl, actor=_actor())
+        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl, actor=_actor(), district=district)
     if as_json:
         doc = {
             "kiosk_code": new.kiosk_code,
@@ -354,6 +358,46 @@ def reconcile_cmd(
         from rich.console import Console
 
         Console(width=None if sys.stdout.isatty() else 200).print(reconcile.to_table(report))
+
+
+@cli.group(help="People who sign in to the console (/console).")
+def user() -> None:
+    pass
+
+
+@user.command(
+    "add", help="Add a console user; asks for the password twice (or reads one line with --password-stdin)."
+)
+@click.argument("username")
+@click.option("--role", type=click.Choice(users.ROLES), required=True)
+@click.option("--lsp", "lsp_id", default=None, metavar="ID", help="The LSP of an lsp-admin or lsp-viewer.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@json_option
+@click.pass_obj
+def user_add(
+    obj: Ctx, username: str, role: str, lsp_id: str | None, password_stdin: bool, as_json: bool
+) -> None:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    now = _now_ms()
+    with write(obj.engine()) as conn:
+        new = users.add_user(conn, username, password, role, lsp_id, now)
+        audit.record(conn, _actor(), audit.USER_ADD, new.username, now, f"role {new.role}", new.lsp_id)
+    if as_json:
+        click.echo(json.dumps({"username": new.username, "role": new.role, "lsp_id": new.lsp_id}))
+    else:
+        click.echo(f"added {new.username} ({new.role}{', ' + new.lsp_id if new.lsp_id else ''})")
+
+
+@user.command("list", help="Console users: name, role, LSP.")
+@json_option
+@click.pass_obj
+def user_list(obj: Ctx, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        rows = users.list_users(conn)
+    _show(rows, as_json, ["User", "Role", "LSP"], lambda r: (r.username, r.role, r.lsp_id or "-"))
 
 
 # serve's settings flags: (flag, config field, type, help). Defaults are ServerConfig's.

@@ -51,6 +51,10 @@ class ServerConfig:
       beyond it every enrollment answers 429 until the minute is over.
     - ``token_lookups_per_min``: follow-up lookups per device per minute (counted in the database,
       so every worker shares the count).
+    - Console: a kiosk whose last heartbeat is older than ``stale_after_minutes`` is *stale*,
+      older than ``offline_after_hours`` (or never) *offline*. ``login_failures_per_user`` /
+      ``login_failures_per_ip``: wrong passwords per 15 minutes before that user name / address
+      must wait for the window to end (counted in the database: every worker shares them).
     - ``keys_dir``: the folder of the server's key files (0700, files 0600); empty means beside the
       SQLite file, or ``./server-data/keys`` for PostgreSQL.
     """
@@ -75,6 +79,11 @@ class ServerConfig:
     enroll_failures_per_min: int = 60
     token_lookups_per_min: int = 30
     keys_dir: str = ""
+    # console: kiosk state by last heartbeat, and the login limit (failures per 15 minutes)
+    stale_after_minutes: int = 30
+    offline_after_hours: int = 24
+    login_failures_per_user: int = 5
+    login_failures_per_ip: int = 30
 
     def __post_init__(self) -> None:
         if not self.db or "://" not in self.db:
@@ -93,6 +102,10 @@ class ServerConfig:
             "lease_cap_min",
             "enroll_failures_per_min",
             "token_lookups_per_min",
+            "stale_after_minutes",
+            "offline_after_hours",
+            "login_failures_per_user",
+            "login_failures_per_ip",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")

@@ -75,6 +75,7 @@ kiosks = sa.Table(
     sa.Column("enrollment_code_hash", sa.String(64), nullable=True, unique=True),
     sa.Column("enrollment_expires_at", sa.BigInteger, nullable=True),
     sa.Column("enrolled_at", sa.BigInteger, nullable=True),
+    sa.Column("district", sa.String(64), nullable=True),  # for the console's network view (0004)
 )
 
 devices = sa.Table(
@@ -90,6 +91,7 @@ devices = sa.Table(
     sa.Column("head_seq", sa.BigInteger, nullable=False, default=0),
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("last_heartbeat_at", sa.BigInteger, nullable=True),
+    sa.Column("printer_state", sa.String(32), nullable=True),  # as the last heartbeat said (0004)
 )
 
 leases = sa.Table(

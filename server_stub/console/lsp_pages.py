@@ -1,0 +1,127 @@
+"""The LSP's pages: its kiosks with their state, a kiosk with its days, a day's and a month's
+reconciliation with CSV / XLSX / JSON downloads, and the token follow-ups its kiosks asked.
+
+Every page takes the LSP from the session (an LSP user) or from ``lsp=ID`` (a DOIT&C admin); an
+LSP user asking for another LSP is refused (403), and a kiosk of another LSP is not found (404)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse, Response
+
+from server_stub import reconcile
+from server_stub.auth import check_kiosk_of_lsp
+from server_stub.console import audit, network, render, reports
+from server_stub.console.web import Viewer, ViewerDep, lsp_of
+from server_stub.db import read
+from server_stub.routes.deps import AppState, StateDep
+
+router = APIRouter(prefix="/console/lsp", include_in_schema=False)
+
+LspQuery = Annotated[str | None, Query(alias="lsp", max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+KioskPath = Annotated[str, Path(max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+MonthQuery = Annotated[str | None, Query(max_length=7)]
+DayQuery = Annotated[str | None, Query(max_length=10)]
+Fmt = Literal["csv", "xlsx", "json"]
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _today(st: AppState) -> datetime:
+    return datetime.fromtimestamp(st.clock(), ZoneInfo(st.config.timezone))
+
+
+def _ctx(v: Viewer, lsp_id: str, **more: object) -> dict[str, Any]:
+    q = f"?lsp={lsp_id}" if v.user.is_doitc else ""
+    return {"user": v.user, "csrf": v.csrf, "lsp_id": lsp_id, "lsp_q": q, **more}
+
+
+@router.get("")
+def kiosks_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    with read(st.engine) as conn:
+        states = network.kiosk_states(conn, st.config, st.now_ms(), lsp_id=lsp_id)
+    today = _today(st)
+    return render.page(
+        "lsp_kiosks.html",
+        **_ctx(v, lsp_id, kiosks=states, month=today.strftime("%Y-%m"), day=today.date().isoformat()),
+        config=st.config,
+    )
+
+
+@router.get("/kiosks/{kiosk_code}")
+def kiosk_page(
+    v: ViewerDep, st: StateDep, kiosk_code: KioskPath, lsp: LspQuery = None, month: MonthQuery = None
+) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    month = month or _today(st).strftime("%Y-%m")
+    with read(st.engine) as conn:
+        check_kiosk_of_lsp(conn, lsp_id, kiosk_code)
+        state = network.kiosk_states(conn, st.config, st.now_ms(), kiosk_code=kiosk_code)[0]
+        days = reports.kiosk_days(conn, lsp_id, kiosk_code, month, st.config.timezone, st.config.sla_hours)
+    return render.page("kiosk.html", **_ctx(v, lsp_id, kiosk=state, days=days, month=month))
+
+
+def _month(st: AppState, lsp_id: str, month: str) -> reconcile.Reconciliation:
+    with read(st.engine) as conn:
+        return reports.month_report(conn, lsp_id, month, st.config.timezone, st.config.sla_hours)
+
+
+def _day(st: AppState, lsp_id: str, day: str) -> reconcile.Reconciliation:
+    parsed = reconcile.parse_day(day)
+    with read(st.engine) as conn:
+        return reports.day_report(conn, lsp_id, parsed, st.config.timezone, st.config.sla_hours)
+
+
+def _download(report: reconcile.Reconciliation, fmt: Fmt, stem: str) -> Response:
+    if fmt == "json":
+        return JSONResponse(report.model_dump(mode="json"))
+    body: str | bytes = reports.to_csv(report) if fmt == "csv" else reports.to_xlsx(report)
+    headers = {"Content-Disposition": f'attachment; filename="{stem}.{fmt}"', "Cache-Control": "no-store"}
+    return Response(body, media_type=MEDIA[fmt], headers=headers)
+
+
+@router.get("/month")
+def month_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None, month: MonthQuery = None) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    month = month or _today(st).strftime("%Y-%m")
+    report = _month(st, lsp_id, month)
+    return render.page("report.html", **_ctx(v, lsp_id, report=report, kind="month", period=month))
+
+
+@router.get("/month.{fmt}")
+def month_download(
+    v: ViewerDep, st: StateDep, fmt: Fmt, month: Annotated[str, Query(max_length=7)], lsp: LspQuery = None
+) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    return _download(_month(st, lsp_id, month), fmt, f"reconciliation-{lsp_id}-{month}")
+
+
+@router.get("/day")
+def day_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None, date: DayQuery = None) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    day = date or (_today(st) - timedelta(days=0)).date().isoformat()
+    report = _day(st, lsp_id, day)
+    return render.page("report.html", **_ctx(v, lsp_id, report=report, kind="day", period=day))
+
+
+@router.get("/day.{fmt}")
+def day_download(
+    v: ViewerDep, st: StateDep, fmt: Fmt, date: Annotated[str, Query(max_length=10)], lsp: LspQuery = None
+) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    return _download(_day(st, lsp_id, date), fmt, f"reconciliation-{lsp_id}-{date}")
+
+
+@router.get("/lookups")
+def lookups_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    with read(st.engine) as conn:
+        rows = audit.lookups(conn, lsp_id)
+    return render.page("lookups.html", **_ctx(v, lsp_id, lookups=rows))

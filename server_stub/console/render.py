@@ -1,0 +1,60 @@
+"""Templates (Jinja2, autoescaped) and the small formatting the pages share: times in the
+server's timezone, paise as rupees, and the HTML answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi.responses import HTMLResponse
+
+HERE = Path(__file__).parent
+# No script, no inline style, no framing; forms post only here.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def rupees_text(paise: int | None) -> str:
+    if paise is None:
+        return "-"
+    sign = "-" if paise < 0 else ""
+    paise = abs(paise)
+    return f"{sign}{paise // 100:,}.{paise % 100:02d}"
+
+
+def when_text(ms: int | None, tz: str = "Asia/Kolkata") -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+@lru_cache(maxsize=1)
+def env() -> Any:
+    import jinja2
+
+    e = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    e.filters["rs"] = rupees_text
+    e.filters["when"] = when_text
+    return e
+
+
+def page(name: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
+    html = env().get_template(name).render(**ctx)
+    all_headers = {
+        "Content-Security-Policy": CSP,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        **(headers or {}),
+    }
+    return HTMLResponse(html, status_code=status, headers=all_headers)
