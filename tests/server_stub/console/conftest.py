@@ -4,15 +4,19 @@ client (a requests session that keeps cookies and sends the CSRF token its pages
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 from server_stub.console import users
 from tests.server_stub.conftest import Harness
+from tests.server_stub.kiosk_fake import FakeKiosk
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -77,3 +81,73 @@ def console(start_server: Callable[..., Harness]) -> Console:
         add_user(h, f"lsp{n}-admin", users.LSP_ADMIN, lsp_id)
         add_user(h, f"lsp{n}-viewer", users.LSP_VIEWER, lsp_id)
     return Console(h, lsp1, lsp2)
+
+
+IST = ZoneInfo("Asia/Kolkata")
+MONTH = "2026-09"
+
+
+def ist_ms(day: int, hh: int, mm: int = 0) -> int:
+    return int(datetime(2026, 9, day, hh, mm, tzinfo=IST).timestamp() * 1000)
+
+
+def set_clock(h: Harness, ms: int, *fakes: FakeKiosk) -> None:
+    h.clock.offset = ms / 1000 - time.time()
+    for f in fakes:
+        f.now = h.clock()
+
+
+@dataclass
+class Fleet:
+    """LSP 1: ``online`` (heartbeat now), ``stale`` (an hour ago), ``offline`` (36 h ago), one not
+    enrolled; LSP 2: ``other``. Sales on the 21st and 22nd; now is the 23rd, 12:00 IST."""
+
+    online: FakeKiosk
+    stale: FakeKiosk
+    offline: FakeKiosk
+    other: FakeKiosk
+    not_enrolled: str
+    api_key1: str
+
+
+def _sales(f: FakeKiosk, *days: int) -> None:
+    recs = [f.make_record(amount_paise=10_000 * d, fee_paise=1000, created_at=ist_ms(d, 10)) for d in days]
+    assert {a["status"] for a in f.push(recs).json()["acks"]} == {"accepted"}
+
+
+def make_fleet(c: Console) -> Fleet:
+    h = c.h
+    set_clock(h, ist_ms(20, 9))
+    codes = [h.kiosk(c.lsp1, name).enrollment_code for name in ("Online shop", "Stale shop", "Offline shop")]
+    kiosks = []
+    for code in codes:
+        f = FakeKiosk(h.url, h.session)
+        f.enroll(code)
+        kiosks.append(f)
+    online, stale, offline = kiosks
+    other = h.enrolled(c.lsp2)
+    not_enrolled = h.kiosk(c.lsp1, '=HYPERLINK("x")').kiosk_code  # a name that looks like a formula
+    set_clock(h, ist_ms(22, 0), offline, other, online)
+    _sales(online, 21)
+    _sales(other, 21)
+    assert offline.call("POST", "/v1/heartbeat", {"head_seq": 0, "hardware": {"printer": "offline"}}).ok
+    set_clock(h, ist_ms(23, 11), stale, online)
+    _sales(online, 22)
+    assert stale.call("POST", "/v1/heartbeat", {"head_seq": 0, "queue_depth": 4}).ok
+    set_clock(h, ist_ms(23, 12), online)
+    hb = {"head_seq": 2, "queue_depth": 0, "hardware": {"printer": "paper_out"}}
+    assert online.call("POST", "/v1/heartbeat", hb).ok
+    key = _rotate_key(h, c.lsp1)
+    return Fleet(online, stale, offline, other, not_enrolled, key)
+
+
+def _rotate_key(h: Harness, lsp_id: str) -> str:
+    from server_stub import admin
+
+    with h.engine.begin() as conn:
+        return admin.rotate_lsp_key(conn, lsp_id, h.now_ms()).api_key
+
+
+@pytest.fixture
+def fleet(console: Console) -> Fleet:
+    return make_fleet(console)

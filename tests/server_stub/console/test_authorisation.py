@@ -1,0 +1,112 @@
+"""Who sees what, over every console route (enumerated from the routers, so a new page is
+covered): an LSP's people never see another LSP's kiosk or look-up, by id in the URL, by query
+parameter or by download link; DOIT&C pages and actions are refused to them; nobody signed out
+gets anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+
+from server_stub import console as console_pkg
+from server_stub.console.tables import audit_log
+from server_stub.db import devices
+from tests.server_stub.console.conftest import MONTH, Console, Fleet
+
+FORMATS = ("csv", "xlsx", "json")
+
+
+def _routes(prefix: str) -> list[tuple[str, str]]:
+    out = []
+    for router in console_pkg.ROUTERS:
+        for r in router.routes:
+            if isinstance(r, APIRoute) and r.path.startswith(prefix):
+                out.extend((m, r.path) for m in sorted(r.methods))
+    assert out, prefix
+    return out
+
+
+def _urls(path: str, kiosk_code: str, device_id: str) -> list[str]:
+    """Concrete URLs of a route pattern, with a month / day for the reports."""
+    filled = path.replace("{kiosk_code}", kiosk_code).replace("{ident}", device_id)
+    urls = [filled.replace("{fmt}", f) for f in FORMATS] if "{fmt}" in filled else [filled]
+    query = "month=" + MONTH if "/month" in path or "/kiosks/" in path else "date=2026-09-21"
+    return [f"{u}?{query}" for u in urls]
+
+
+def _lookups(fleet: Fleet) -> tuple[str, str]:
+    """Each LSP's kiosk asks about one of its tokens; returns (LSP 1's token, LSP 2's token)."""
+    mine, theirs = fleet.online.chain[0]["token"], fleet.other.chain[0]["token"]
+    for f, token in ((fleet.online, mine), (fleet.other, theirs)):
+        f.now = None
+        assert f.call("GET", f"/v1/tokens/{token}").status_code == 200
+    return mine, theirs
+
+
+@pytest.mark.parametrize("who", ["lsp1-admin", "lsp1-viewer"])
+def test_an_lsp_never_sees_another_lsps_kiosk_or_lookup(console: Console, fleet: Fleet, who: str) -> None:
+    console.h.clock.offset = 0  # the look-ups are signed with the real clock
+    mine, theirs = _lookups(fleet)
+    b = console.signed_in(who)
+    theirs_code, lsp2 = fleet.other.kiosk_code, console.lsp2
+    for method, path in _routes("/console/lsp"):
+        assert method == "GET", path
+        for url in _urls(path, fleet.online.kiosk_code, "-"):
+            own = b.get(url)
+            assert own.status_code == 200, url
+            body = own.content.decode("latin-1")
+            for secret in (theirs_code, lsp2, theirs, "Second LSP"):
+                assert secret not in body, (url, secret)
+            asked = b.get(url + f"&lsp={lsp2}")
+            assert asked.status_code == 403 and asked.json()["error"] == "forbidden", url
+        if "{kiosk_code}" in path:
+            for url in _urls(path, theirs_code, "-"):
+                refused = b.get(url)
+                assert refused.status_code == 403 and theirs_code not in refused.text, url
+                assert b.get(url.replace(theirs_code, "K99999999")).text == refused.text  # same answer
+    assert mine in b.get("/console/lsp/lookups").text
+
+
+def _audit_rows(console: Console) -> int:
+    with console.h.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())
+
+
+@pytest.mark.parametrize("who", ["lsp1-admin", "lsp1-viewer"])
+def test_doitc_pages_and_actions_are_refused_to_lsp_people(console: Console, fleet: Fleet, who: str) -> None:
+    b = console.signed_in(who)
+    device_id = fleet.online.device_id  # even their own kiosk's device
+    for method, path in _routes("/console/admin"):
+        for url in _urls(path, fleet.online.kiosk_code, device_id):
+            resp = b.get(url) if method == "GET" else b.post(url, {"reason": "mine", "catalog": "{}"})
+            assert resp.status_code == 403, (method, url)
+            assert resp.json()["error"] == "forbidden"
+    with console.h.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(devices.c.revoked_at).where(devices.c.device_id == device_id)).scalar()
+            is None
+        )
+    assert _audit_rows(console) == 0
+
+
+def test_nothing_without_signing_in(console: Console, fleet: Fleet) -> None:
+    b = console.browser()
+    b.get("/console/login")  # a sign-in CSRF cookie is no session
+    routes: list[tuple[str, str]] = [*_routes("/console/lsp"), *_routes("/console/admin")]
+    for method, path in routes:
+        for url in _urls(path, fleet.online.kiosk_code, fleet.online.device_id):
+            resp: Any = b.get(url) if method == "GET" else b.post(url, {"reason": "x"}, csrf=False)
+            assert resp.status_code == 303 and resp.headers["Location"] == "/console/login", url
+    assert _audit_rows(console) == 0
+
+
+def test_a_doitc_admin_sees_any_lsp_by_asking(console: Console, fleet: Fleet) -> None:
+    b = console.signed_in("doitc")
+    assert b.get("/console/lsp").status_code == 400  # which LSP?
+    page = b.get(f"/console/lsp?lsp={console.lsp2}")
+    assert page.status_code == 200 and fleet.other.kiosk_code in page.text
+    month = b.get(f"/console/lsp/month.json?month={MONTH}&lsp={console.lsp1}").json()
+    assert {k["kiosk_code"] for k in month["kiosks"]} >= {fleet.online.kiosk_code}
