@@ -448,6 +448,30 @@ _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
         click.IntRange(1, 10**6),
         "Token follow-ups per device per minute (30).",
     ),
+    (
+        "--stale-after-minutes",
+        "stale_after_minutes",
+        click.IntRange(1, 7 * 24 * 60),
+        "Console: a kiosk without a heartbeat for this long is stale (30).",
+    ),
+    (
+        "--offline-after-hours",
+        "offline_after_hours",
+        click.IntRange(1, 24 * 365),
+        "Console: ... and offline after this many hours (24).",
+    ),
+    (
+        "--login-failures-per-user",
+        "login_failures_per_user",
+        click.IntRange(1, 10**6),
+        "Console: wrong passwords per user name per 15 minutes before sign-in waits (5).",
+    ),
+    (
+        "--login-failures-per-ip",
+        "login_failures_per_ip",
+        click.IntRange(1, 10**6),
+        "Console: ... per address (30).",
+    ),
 )
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 HERE = Path(__file__).parent
 # No script, no inline style, no framing; forms post only here.
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 
