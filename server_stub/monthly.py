@@ -103,12 +103,27 @@ def days_over(m: Month, tz: str, now_ms: int) -> list[str]:
     return [d for d in days if _day_end_ms(d, tz) <= now_ms]
 
 
-def _heartbeats(
+@dataclass(frozen=True)
+class HeartbeatMonth:
+    """A kiosk's heartbeat days in a month: the days over on which it was enrolled, the days of
+    them with a heartbeat, and when its first device was flagged (None: never)."""
+
+    enrolled: list[str]
+    beat: list[str]
+    flagged_at: int | None
+
+    @property
+    def missed(self) -> list[str]:
+        have = set(self.beat)
+        return [d for d in self.enrolled if d not in have]
+
+
+def heartbeat_month(
     conn: Connection, codes: list[str], m: Month, tz: str, now_ms: int
-) -> dict[str, tuple[int, int, bool]]:
-    """K-code -> (enrolled days over, of them with a heartbeat, a device is flagged)."""
+) -> dict[str, HeartbeatMonth]:
+    """K-code -> :class:`HeartbeatMonth` for each of ``codes``."""
     first_enrolled: dict[str, int] = {}
-    flagged: set[str] = set()
+    flagged: dict[str, int] = {}
     for d in conn.execute(
         sa.select(devices.c.kiosk_code, devices.c.enrolled_at, devices.c.flagged_at).where(
             devices.c.kiosk_code.in_(codes)
@@ -116,7 +131,7 @@ def _heartbeats(
     ):
         first_enrolled[d.kiosk_code] = min(first_enrolled.get(d.kiosk_code, d.enrolled_at), d.enrolled_at)
         if d.flagged_at is not None:
-            flagged.add(d.kiosk_code)
+            flagged[d.kiosk_code] = min(flagged.get(d.kiosk_code, d.flagged_at), d.flagged_at)
     over = days_over(m, tz, now_ms)
     beats: dict[str, set[str]] = {}
     for b in conn.execute(
@@ -127,9 +142,9 @@ def _heartbeats(
         beats.setdefault(b.kiosk_code, set()).add(b.day)
     out = {}
     for code in codes:
-        enrolled = code in first_enrolled
-        days = [d for d in over if enrolled and first_enrolled[code] < _day_end_ms(d, tz)]
-        out[code] = (len(days), len(beats.get(code, set()) & set(days)), code in flagged)
+        enrolled = [d for d in over if code in first_enrolled and first_enrolled[code] < _day_end_ms(d, tz)]
+        beat = [d for d in enrolled if d in beats.get(code, set())]
+        out[code] = HeartbeatMonth(enrolled, beat, flagged.get(code))
     return out
 
 
@@ -149,19 +164,18 @@ def month_report(
     codes = [code for code, _name in kiosk_rows]
     start, end = m.window_ms(tz)
     rows = window_counts(conn, codes, start, end, sla_hours)
-    beats = _heartbeats(conn, codes, m, tz, now_ms)
+    beats = heartbeat_month(conn, codes, m, tz, now_ms)
     kiosks = []
     for code, name in kiosk_rows:
-        enrolled, beat, flagged = beats[code]
-        counts = {**rows[code], "days_without_heartbeat": enrolled - beat}
+        hb = beats[code]
         kiosks.append(
             KioskMonth(
                 kiosk_code=code,
                 name=name,
-                flagged=flagged,
-                enrolled_days=enrolled,
-                heartbeat_days=beat,
-                **counts,
+                flagged=hb.flagged_at is not None,
+                enrolled_days=len(hb.enrolled),
+                heartbeat_days=len(hb.beat),
+                **{**rows[code], "days_without_heartbeat": len(hb.missed)},
             )
         )
     totals = ReconRow(**{f: sum(getattr(k, f) for k in kiosks) for f in ROW_FIELDS})

@@ -1,13 +1,14 @@
-"""What an LSP calls with its API key: the daily and monthly reconciliation of its kiosks."""
+"""What an LSP calls with its API key: the daily and monthly reconciliation of its kiosks, and its
+signed monthly commission statements."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from server_stub import monthly, reconcile
+from server_stub import monthly, reconcile, statements
 from server_stub.auth import check_kiosk_of_lsp
 from server_stub.db import read
 from server_stub.errors import Forbidden
@@ -98,3 +99,38 @@ def get_monthly_reconciliation(
 
 def _wants_csv(request: Request, format: str | None) -> bool:
     return format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+
+
+@router.get(
+    "/v1/statements",
+    responses={**COMMON, 401: error_doc("missing or wrong API key")},
+    description="The months for which a commission statement was issued to the caller, newest first.",
+)
+def list_statements(caller: LspDep, st: StateDep) -> JSONResponse:
+    with read(st.engine) as conn:
+        months = statements.issued_months(conn, caller)
+    return JSONResponse({"lsp_id": caller, "statements": [{"month": m, "issued_at": t} for m, t in months]})
+
+
+@router.get(
+    "/v1/statements/{month}",
+    responses={
+        200: {"content": {"application/json": {}}, "description": "the signed statement file, as issued"},
+        **COMMON,
+        401: error_doc("missing or wrong API key"),
+        404: error_doc("no statement issued for that month"),
+    },
+)
+def get_statement(
+    caller: LspDep,
+    st: StateDep,
+    month: Annotated[str, Path(pattern=monthly.MONTH_PATTERN, description="YYYY-MM (IST)")],
+) -> Response:
+    with read(st.engine) as conn:
+        issued = statements.stored(conn, caller, month)
+    filename = f"statement-{caller}-{issued.month}.json"
+    return Response(
+        issued.document,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
