@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 import click
 import sqlalchemy as sa
 
-from server_stub import admin, catalog, fleet, reconcile
+from server_stub import admin, catalog, fleet, reconcile, statements
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.console import audit, users
 from server_stub.db import database_url_for_display, make_engine, read, schema_revision, write
 from server_stub.errors import ConfigError, ServerError
 from server_stub.keys import recorded_fingerprints
+from server_stub.sheets import rupees
 from sync.wire.redact import redact
 
 
@@ -398,6 +399,115 @@ def user_list(obj: Ctx, as_json: bool) -> None:
     with read(obj.engine()) as conn:
         rows = users.list_users(conn)
     _show(rows, as_json, ["User", "Role", "LSP"], lambda r: (r.username, r.role, r.lsp_id or "-"))
+
+
+@cli.group("statement", help="Signed monthly commission statements (earned, held by SLA rule, payable).")
+def statement_group() -> None:
+    pass
+
+
+month_option = click.option("--month", required=True, metavar="YYYY-MM", help="The month (IST).")
+lsp_option = click.option("--lsp", "lsp_id", required=True, metavar="ID")
+out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the signed file here.",
+)
+
+
+def _statement_out(issued: statements.Issued, out: Path | None, as_json: bool, tz: str) -> None:
+    if out is not None:
+        out.write_bytes(issued.document)
+    if as_json:
+        click.echo(issued.document.decode("utf-8"), nl=False)
+        return
+    doc = json.loads(issued.document)["statement"]
+    t = doc["totals"]
+    state = "issued" if issued.created else "already issued"
+    click.echo(
+        f"{doc['lsp_id']} {doc['month']}: {state} {_when(issued.issued_at, tz)}; "
+        f"earned Rs {rupees(t['earned_paise'])}, held Rs {rupees(t['held_paise'])}, "
+        f"payable Rs {rupees(t['payable_paise'])}"
+    )
+    for k in doc["kiosks"]:
+        for b in k["breaches"]:
+            click.echo(f"  {k['kiosk_code']}: held Rs {rupees(k['held_paise'])} ({b['rule']}: {b['detail']})")
+
+
+@statement_group.command(
+    "build", help="Issue an LSP's statement for a month that is over (once; signed, stored)."
+)
+@lsp_option
+@month_option
+@out_option
+@json_option
+@click.pass_obj
+def statement_build(obj: Ctx, lsp_id: str, month: str, out: Path | None, as_json: bool) -> None:
+    from server_stub.keys import KeySource, load_keys
+
+    keys = load_keys(KeySource.at(obj.config.keys_path()))
+    issued = statements.issue(obj.engine(), lsp_id, month, obj.config, keys, _now_ms())
+    _statement_out(issued, out, as_json, obj.config.timezone)
+
+
+@statement_group.command("show", help="An issued statement, as issued (--json: the signed file).")
+@lsp_option
+@month_option
+@out_option
+@json_option
+@click.pass_obj
+def statement_show(obj: Ctx, lsp_id: str, month: str, out: Path | None, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        issued = statements.stored(conn, lsp_id, month)
+    _statement_out(issued, out, as_json, obj.config.timezone)
+
+
+def _trusted_key(obj: Ctx, public_key: Path | None, server: str | None) -> Any:
+    if public_key is not None:
+        return statements.load_public_key(public_key.read_text(encoding="utf-8", errors="replace"))
+    if server is not None:
+        import requests
+
+        try:
+            resp = requests.get(server.rstrip("/") + "/v1/server-key", timeout=15)
+            resp.raise_for_status()
+            return statements.load_public_key(str(resp.json()["sign_public_key"]))
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            _fail(f"cannot read the server's public key from {server}/v1/server-key", 1)
+    from server_stub.keys import KeySource, load_keys
+
+    try:
+        return load_keys(KeySource.at(obj.config.keys_path())).sign.public_key()
+    except ConfigError:
+        raise ConfigError("no server key files here: give --public-key FILE or --server URL") from None
+
+
+@statement_group.command(
+    "verify", help="Check a statement file's signature (exit 0 valid, 2 changed, forged or not a statement)."
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The server's signing public key (base64 or PEM), e.g. from `statement public-key`.",
+)
+@click.option("--server", metavar="URL", help="Fetch the public key from this server's /v1/server-key.")
+@click.pass_obj
+def statement_verify(obj: Ctx, file: Path, public_key: Path | None, server: str | None) -> None:
+    key = _trusted_key(obj, public_key, server)
+    doc = statements.verify(file.read_bytes(), key)
+    click.echo(
+        f"valid: {doc['lsp_id']} {doc['month']}, payable Rs {rupees(doc['totals']['payable_paise'])} "
+        f"(held Rs {rupees(doc['totals']['held_paise'])}), issued {_when(doc['issued_at'], doc['timezone'])}"
+    )
+
+
+@statement_group.command("public-key", help="Print the server's signing public key (base64) to give to LSPs.")
+@click.pass_obj
+def statement_public_key(obj: Ctx) -> None:
+    from server_stub.keys import KeySource, load_keys
+
+    click.echo(load_keys(KeySource.at(obj.config.keys_path())).sign_public_b64)
 
 
 # serve's settings flags: (flag, config field, type, help). Defaults are ServerConfig's.

@@ -222,6 +222,21 @@ token_lookups = sa.Table(
 )
 
 
+# Monthly commission statements as issued: the signed document's bytes, never changed once written
+# (server_stub.statements; migration 0005).
+statements = sa.Table(
+    "statements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lsp_id", sa.String(32), sa.ForeignKey("lsps.lsp_id"), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM in the server's timezone
+    sa.Column("issued_at", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),  # the signed JSON file as downloaded
+    sa.UniqueConstraint("lsp_id", "month", name="uq_statements_lsp_month"),
+)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
     cur = dbapi_conn.cursor()

@@ -1,4 +1,5 @@
-"""Ops: is the server ready (database reachable; the keys were loaded at start-up)."""
+"""Ops: is the server ready (database reachable; the keys were loaded at start-up); the server's
+public signing key, for whoever verifies what it signed (statements, leases)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,8 @@ def healthz(st: StateDep) -> Health:
     with read(st.engine) as conn:
         conn.execute(sa.select(1))
     return Health(status="ok")
+
+
+@router.get("/v1/server-key", description="The server's Ed25519 signing public key (base64, raw 32 bytes).")
+def server_key(st: StateDep) -> dict[str, str]:
+    return {"sign_public_key": st.keys.sign_public_b64, "fingerprint": st.keys.fingerprints()["sign"]}

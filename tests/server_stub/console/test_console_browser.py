@@ -38,6 +38,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only: the pages are the same on PostgreSQL (the request-level tests run on both)."""
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+@pytest.fixture
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
