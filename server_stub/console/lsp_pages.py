@@ -6,14 +6,15 @@ LSP user asking for another LSP is refused (403), and a kiosk of another LSP is 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
-from server_stub import reconcile
+from server_stub import monthly, reconcile, statements
 from server_stub.auth import check_kiosk_of_lsp
 from server_stub.console import audit, network, render, reports
 from server_stub.console.web import Viewer, ViewerDep, lsp_of
@@ -25,6 +26,7 @@ router = APIRouter(prefix="/console/lsp", include_in_schema=False)
 LspQuery = Annotated[str | None, Query(alias="lsp", max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 KioskPath = Annotated[str, Path(max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 MonthQuery = Annotated[str | None, Query(max_length=7)]
+MonthPath = Annotated[str, Path(pattern=monthly.MONTH_PATTERN)]
 DayQuery = Annotated[str | None, Query(max_length=10)]
 Fmt = Literal["csv", "xlsx", "json"]
 MEDIA = {
@@ -68,9 +70,9 @@ def kiosk_page(
     return render.page("kiosk.html", **_ctx(v, lsp_id, kiosk=state, days=days, month=month))
 
 
-def _month(st: AppState, lsp_id: str, month: str) -> reconcile.Reconciliation:
+def _month(st: AppState, lsp_id: str, month: str) -> monthly.MonthlyReconciliation:
     with read(st.engine) as conn:
-        return reports.month_report(conn, lsp_id, month, st.config.timezone, st.config.sla_hours)
+        return reports.month_report(conn, lsp_id, month, st.config.timezone, st.config.sla_hours, st.now_ms())
 
 
 def _day(st: AppState, lsp_id: str, day: str) -> reconcile.Reconciliation:
@@ -79,7 +81,7 @@ def _day(st: AppState, lsp_id: str, day: str) -> reconcile.Reconciliation:
         return reports.day_report(conn, lsp_id, parsed, st.config.timezone, st.config.sla_hours)
 
 
-def _download(report: reconcile.Reconciliation, fmt: Fmt, stem: str) -> Response:
+def _download(report: reports.Report, fmt: Fmt, stem: str) -> Response:
     if fmt == "json":
         return JSONResponse(report.model_dump(mode="json"))
     body: str | bytes = reports.to_csv(report) if fmt == "csv" else reports.to_xlsx(report)
@@ -106,7 +108,7 @@ def month_download(
 @router.get("/day")
 def day_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None, date: DayQuery = None) -> Response:
     lsp_id = lsp_of(v, lsp)
-    day = date or (_today(st) - timedelta(days=0)).date().isoformat()
+    day = date or _today(st).date().isoformat()
     report = _day(st, lsp_id, day)
     return render.page("report.html", **_ctx(v, lsp_id, report=report, kind="day", period=day))
 
@@ -125,3 +127,25 @@ def lookups_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None) -> Response:
     with read(st.engine) as conn:
         rows = audit.lookups(conn, lsp_id)
     return render.page("lookups.html", **_ctx(v, lsp_id, lookups=rows))
+
+
+@router.get("/statements")
+def statements_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None) -> Response:
+    lsp_id = lsp_of(v, lsp)
+    with read(st.engine) as conn:
+        issued = [statements.stored(conn, lsp_id, m) for m, _at in statements.issued_months(conn, lsp_id)]
+    docs = [(i, json.loads(i.document)["statement"]) for i in issued]
+    return render.page("statements.html", **_ctx(v, lsp_id, statements=docs))
+
+
+@router.get("/statements/{month}.json")
+def statement_download(v: ViewerDep, st: StateDep, month: MonthPath, lsp: LspQuery = None) -> Response:
+    """The signed file, byte for byte as issued (``kiosk-server statement verify`` checks it)."""
+    lsp_id = lsp_of(v, lsp)
+    with read(st.engine) as conn:
+        issued = statements.stored(conn, lsp_id, month)
+    headers = {
+        "Content-Disposition": f'attachment; filename="statement-{lsp_id}-{issued.month}.json"',
+        "Cache-Control": "no-store",
+    }
+    return Response(issued.document, media_type="application/json", headers=headers)

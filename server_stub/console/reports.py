@@ -1,75 +1,43 @@
 """The reconciliation the console shows and downloads: a day (``reconcile.build``) or a month
-per kiosk, and the same report as JSON, CSV and XLSX with the same numbers.
-
-The month of a kiosk is the sum of its days (IST): counts, money, voids, late syncs, gaps,
-forks, rejected, clock-suspect records and days without a heartbeat. CSV and XLSX carry money
+(``monthly.month_report``) per kiosk, and the same report as JSON, CSV and XLSX with the same
+numbers (the JSON and CSV are exactly the API's). CSV and XLSX carry money
 in rupees (two decimals) and every text cell spreadsheet-safe (:mod:`server_stub.sheets`); the
 JSON keeps paise, as the API does.
 """
 
 from __future__ import annotations
 
-import calendar
 import io
-import re
 from datetime import date
 
 from sqlalchemy.engine import Connection
 
-from server_stub import reconcile
-from server_stub.errors import Unprocessable
+from server_stub import monthly, reconcile
 from server_stub.sheets import rupees, safe_cell
 from sync.wire.protocol import KioskRecon, Reconciliation, ReconRow
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 HEADER = ["date", "kiosk_code", "name", "flagged", *reconcile.CSV_FIELDS]
-
-
-def parse_month(text: str) -> tuple[int, int]:
-    m = _MONTH.match(text or "")
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
-        raise Unprocessable("the month is not YYYY-MM", code="bad_month")
-    return int(m.group(1)), int(m.group(2))
 
 
 def day_report(conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int) -> Reconciliation:
     return reconcile.build(conn, lsp_id, day, tz, sla_hours)
 
 
-def _add(into: ReconRow, row: ReconRow) -> None:
-    for f in reconcile.ROW_FIELDS:
-        setattr(into, f, getattr(into, f) + getattr(row, f))
-
-
 def month_report(
-    conn: Connection, lsp_id: str, month: str, tz: str, sla_hours: int, kiosk_code: str | None = None
-) -> Reconciliation:
-    """Each kiosk's month, as the sum of its days; ``date`` is ``YYYY-MM``."""
-    year, mon = parse_month(month)
-    days = [date(year, mon, d) for d in range(1, calendar.monthrange(year, mon)[1] + 1)]
-    first = reconcile.build(conn, lsp_id, days[0], tz, sla_hours, kiosk_code)
-    kiosks = [k.model_copy() for k in first.kiosks]
-    by_code = {k.kiosk_code: k for k in kiosks}
-    totals = first.totals.model_copy()
-    for day in days[1:]:
-        report = reconcile.build(conn, lsp_id, day, tz, sla_hours, kiosk_code)
-        for k in report.kiosks:
-            _add(by_code[k.kiosk_code], k)
-            by_code[k.kiosk_code].flagged = k.flagged
-        _add(totals, report.totals)
-    return Reconciliation(
-        lsp_id=lsp_id, date=month, timezone=tz, sla_hours=sla_hours, kiosks=kiosks, totals=totals
-    )
+    conn: Connection, lsp_id: str, month: str, tz: str, sla_hours: int, now_ms: int
+) -> monthly.MonthlyReconciliation:
+    """Each kiosk's month: :func:`server_stub.monthly.month_report`, as the monthly API answers."""
+    return monthly.month_report(conn, lsp_id, month, tz=tz, sla_hours=sla_hours, now_ms=now_ms)
 
 
 def kiosk_days(
     conn: Connection, lsp_id: str, kiosk_code: str, month: str, tz: str, sla_hours: int
 ) -> list[tuple[str, KioskRecon]]:
     """One kiosk's days of a month: (YYYY-MM-DD, its row)."""
-    year, mon = parse_month(month)
+    m = monthly.parse_month(month)
     out = []
-    for d in range(1, calendar.monthrange(year, mon)[1] + 1):
-        report = reconcile.build(conn, lsp_id, date(year, mon, d), tz, sla_hours, kiosk_code)
+    for d in range(1, m.days + 1):
+        report = reconcile.build(conn, lsp_id, m.day(d), tz, sla_hours, kiosk_code)
         out.append((report.date, report.kiosks[0]))
     return out
 
@@ -80,27 +48,50 @@ def _values(r: ReconRow) -> list[object]:
     ]
 
 
-def lines(report: Reconciliation) -> list[list[object]]:
-    """The rows of the CSV and the sheet (header first), cells already spreadsheet-safe."""
-    rows: list[list[object]] = [
-        [report.date, k.kiosk_code, k.name, int(k.flagged), *_values(k)] for k in report.kiosks
-    ]
-    rows.append([report.date, "TOTAL", "", "", *_values(report.totals)])
-    header: list[object] = list(HEADER)
+Report = Reconciliation | monthly.MonthlyReconciliation
+
+
+def lines(report: Report) -> list[list[object]]:
+    """The rows of the CSV and the sheet (header first), cells already spreadsheet-safe: the
+    columns of ``reconcile.to_csv`` for a day, of ``monthly.to_csv`` for a month."""
+    rows: list[list[object]]
+    if isinstance(report, monthly.MonthlyReconciliation):
+        header: list[object] = list(monthly.MONTH_CSV_HEAD)
+        rows = [
+            [
+                report.month,
+                k.kiosk_code,
+                k.name,
+                int(k.flagged),
+                *_values(k),
+                k.enrolled_days,
+                k.heartbeat_days,
+            ]
+            for k in report.kiosks
+        ]
+        rows.append([report.month, "TOTAL", "", "", *_values(report.totals), "", ""])
+    else:
+        header = list(HEADER)
+        rows = [[report.date, k.kiosk_code, k.name, int(k.flagged), *_values(k)] for k in report.kiosks]
+        rows.append([report.date, "TOTAL", "", "", *_values(report.totals)])
     return [header, *[[safe_cell(c) for c in row] for row in rows]]
 
 
-def to_csv(report: Reconciliation) -> str:
+def to_csv(report: Report) -> str:
+    """Exactly the API's CSV."""
+    if isinstance(report, monthly.MonthlyReconciliation):
+        return monthly.to_csv(report)
     return reconcile.to_csv(report)
 
 
-def to_xlsx(report: Reconciliation) -> bytes:
+def to_xlsx(report: Report) -> bytes:
     """One sheet, the same rows as the CSV; rupees as numbers with two decimals, text as text."""
     from openpyxl import Workbook
 
     book = Workbook()
     sheet = book.active
-    sheet.title = f"{report.lsp_id} {report.date}"[:31]
+    period = report.month if isinstance(report, monthly.MonthlyReconciliation) else report.date
+    sheet.title = f"{report.lsp_id} {period}"[:31]
     for row in lines(report):
         sheet.append(row)  # Decimal rupees are stored as numbers
     money = [i + 1 for i, name in enumerate(HEADER) if name.endswith("_rs")]

@@ -151,3 +151,15 @@ def _rotate_key(h: Harness, lsp_id: str) -> str:
 @pytest.fixture
 def fleet(console: Console) -> Fleet:
     return make_fleet(console)
+
+
+def issue_statements(c: Console) -> None:
+    """The month is over (1 October, 06:00 IST): each LSP's September statement is issued."""
+    from server_stub import statements
+    from server_stub.keys import KeySource, load_keys
+
+    h = c.h
+    set_clock(h, int(datetime(2026, 10, 1, 6, tzinfo=IST).timestamp() * 1000))
+    keys = load_keys(KeySource.at(h.config.keys_path()))
+    for lsp_id in (c.lsp1, c.lsp2):
+        assert statements.issue(h.engine, lsp_id, MONTH, h.config, keys, h.now_ms()).created

@@ -1,6 +1,6 @@
 """Who sees what, over every console route (enumerated from the routers, so a new page is
-covered): an LSP's people never see another LSP's kiosk or look-up, by id in the URL, by query
-parameter or by download link; DOIT&C pages and actions are refused to them; nobody signed out
+covered): an LSP's people never see another LSP's kiosk, statement or look-up, by id in the URL,
+by query parameter or by download link; DOIT&C pages and actions are refused to them; nobody signed out
 gets anything."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from server_stub import console as console_pkg
 from server_stub.console.tables import audit_log
 from server_stub.db import devices
-from tests.server_stub.console.conftest import MONTH, Console, Fleet
+from tests.server_stub.console.conftest import MONTH, Console, Fleet, issue_statements
 
 FORMATS = ("csv", "xlsx", "json")
 
@@ -31,7 +31,7 @@ def _routes(prefix: str) -> list[tuple[str, str]]:
 
 def _urls(path: str, kiosk_code: str, device_id: str) -> list[str]:
     """Concrete URLs of a route pattern, with a month / day for the reports."""
-    filled = path.replace("{kiosk_code}", kiosk_code).replace("{ident}", device_id)
+    filled = path.replace("{kiosk_code}", kiosk_code).replace("{ident}", device_id).replace("{month}", MONTH)
     urls = [filled.replace("{fmt}", f) for f in FORMATS] if "{fmt}" in filled else [filled]
     query = "month=" + MONTH if "/month" in path or "/kiosks/" in path else "date=2026-09-21"
     return [f"{u}?{query}" for u in urls]
@@ -48,6 +48,7 @@ def _lookups(fleet: Fleet) -> tuple[str, str]:
 
 @pytest.mark.parametrize("who", ["lsp1-admin", "lsp1-viewer"])
 def test_an_lsp_never_sees_another_lsps_kiosk_or_lookup(console: Console, fleet: Fleet, who: str) -> None:
+    issue_statements(console)  # both LSPs have a September statement
     console.h.clock.offset = 0  # the look-ups are signed with the real clock
     mine, theirs = _lookups(fleet)
     b = console.signed_in(who)
@@ -68,6 +69,8 @@ def test_an_lsp_never_sees_another_lsps_kiosk_or_lookup(console: Console, fleet:
                 assert refused.status_code == 403 and theirs_code not in refused.text, url
                 assert b.get(url.replace(theirs_code, "K99999999")).text == refused.text  # same answer
     assert mine in b.get("/console/lsp/lookups").text
+    own_statement = b.get(f"/console/lsp/statements/{MONTH}.json").json()["statement"]
+    assert own_statement["lsp_id"] == console.lsp1
 
 
 def _audit_rows(console: Console) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from openpyxl import load_workbook
 
-from tests.server_stub.console.conftest import MONTH, Console, Fleet
+from tests.server_stub.console.conftest import MONTH, Console, Fleet, issue_statements
 
 MONEY = ("gross", "fee", "commission")
 
@@ -59,9 +59,13 @@ def _same(json_doc: dict[str, Any], csv_rows: list[dict[str, str]], xlsx_rows: l
     assert len(expected) == len(csv_rows) == len(xlsx_rows)
     for want, c, x in zip(expected, csv_rows, xlsx_rows, strict=True):
         assert c["kiosk_code"] == x["kiosk_code"] == want["kiosk_code"]
-        assert c["date"] == x["date"] == json_doc["date"]
+        period = "month" if "month" in json_doc else "date"
+        assert c[period] == x[period] == json_doc[period]
         for field in ("count", "voids", "late_syncs", "gaps", "forks", "rejected", "clock_suspect"):
             assert int(c[field]) == int(x[field]) == want[field], field
+        for field in ("enrolled_days", "heartbeat_days"):  # a month's, per kiosk
+            if field in want:
+                assert int(c[field]) == int(x[field]) == want[field], field
         for m in MONEY:
             paise = want[f"{m}_paise"]
             assert Decimal(c[f"{m}_rs"]) * 100 == paise, m
@@ -72,11 +76,17 @@ def test_a_month_downloads_as_csv_and_xlsx_equal_to_its_json(console: Console, f
     b = console.signed_in("lsp1-admin")
     page = b.get(f"/console/lsp/month?month={MONTH}")
     assert page.status_code == 200 and 'id="download-xlsx"' in page.text
+    assert "22 of 30 days over" in page.text
     doc = b.get(f"/console/lsp/month.json?month={MONTH}").json()
+    api = console.h.lsp_get(fleet.api_key1, f"/v1/reconciliation/monthly?month={MONTH}")
+    assert api.status_code == 200 and doc == api.json()
     online = next(k for k in doc["kiosks"] if k["kiosk_code"] == fleet.online.kiosk_code)
     assert (online["count"], online["gross_paise"], online["late_syncs"]) == (2, 430_000, 1)
-    assert online["days_without_heartbeat"] == 10  # enrolled on the 20th, a heartbeat on the 23rd
+    # enrolled on the 20th; the 20th to 22nd are over, its one heartbeat is on the 23rd
+    assert (online["enrolled_days"], online["days_without_heartbeat"]) == (3, 3)
     csv_resp = b.get(f"/console/lsp/month.csv?month={MONTH}")
+    api_csv = console.h.lsp_get(fleet.api_key1, f"/v1/reconciliation/monthly?month={MONTH}&format=csv")
+    assert csv_resp.text == api_csv.text
     assert csv_resp.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv_resp.headers["content-disposition"]
     xlsx = b.get(f"/console/lsp/month.xlsx?month={MONTH}")
@@ -119,3 +129,26 @@ def test_bad_month_and_day_are_one_clear_line(console: Console) -> None:
     bad_day = b.get("/console/lsp/day.json?date=2026-02-30")
     assert bad_day.status_code == 422 and bad_day.json()["error"] == "bad_date"
     assert b.get("/console/lsp/month.pdf?month=2026-09").status_code == 422
+
+
+def test_statements_are_shown_with_why_commission_is_held_and_download_as_signed(
+    console: Console, fleet: Fleet
+) -> None:
+    from server_stub import statements
+    from server_stub.keys import KeySource, load_keys
+
+    issue_statements(console)
+    b = console.signed_in("lsp1-viewer")
+    page = b.get("/console/lsp/statements").text
+    section = re.search(rf'<section class="statement" id="statement-{MONTH}">.*?</section>', page, re.S)
+    assert section
+    online = re.search(rf"<tr><td>{fleet.online.kiosk_code}</td>.*?</tr>", section.group(0), re.S)
+    assert online and "21.50" in online.group(0) and "<strong>heartbeat</strong>" in online.group(0)
+    signed = b.get(f"/console/lsp/statements/{MONTH}.json")
+    assert signed.status_code == 200 and "attachment" in signed.headers["content-disposition"]
+    assert signed.content == console.h.lsp_get(fleet.api_key1, f"/v1/statements/{MONTH}").content
+    key = load_keys(KeySource.at(console.h.config.keys_path())).sign.public_key()
+    doc = statements.verify(signed.content, key)
+    assert doc["lsp_id"] == console.lsp1 and doc["totals"]["held_paise"] > 0
+    missing = b.get("/console/lsp/statements/2026-08.json")
+    assert missing.status_code == 404 and missing.json()["error"] == "no_statement"
