@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
-from server_stub import admin, catalog, fleet
+from server_stub import admin, catalog, fleet, statements
 from server_stub.console import audit, network, render
 from server_stub.console.web import DoitcDep, Viewer, checked_form, doitc
 from server_stub.db import devices, kiosks, read, write
@@ -176,3 +176,36 @@ def audit_page(v: DoitcDep, st: StateDep) -> Response:
         entries = audit.entries(conn)
         lookups = audit.lookups(conn)
     return render.page("audit.html", **_ctx(v, entries=entries, lookups=lookups))
+
+
+@router.get("/statements")
+def statements_page(v: DoitcDep, st: StateDep) -> Response:
+    with read(st.engine) as conn:
+        lsps = fleet.list_lsps(conn)
+        issued = {lsp.lsp_id: statements.issued_months(conn, lsp.lsp_id) for lsp in lsps}
+    return render.page("admin_statements.html", **_ctx(v, lsps=lsps, issued=issued))
+
+
+def _issue(st: AppState, v: Viewer, lsp_id: str, month: str) -> statements.Issued:
+    with read(st.engine) as conn:
+        if not admin.lsp_exists(conn, lsp_id):
+            raise BadRequest("no such LSP", code="unknown_lsp")
+    issued = statements.issue(st.engine, lsp_id, month, st.config, st.keys, st.now_ms())
+    if issued.created:
+        with write(st.engine) as conn:
+            audit.record(
+                conn, v.user.actor(), audit.STATEMENT, f"statement {issued.month}", st.now_ms(), None, lsp_id
+            )
+    return issued
+
+
+@router.post("/statements")
+async def issue_statement(request: Request, st: StateDep) -> Response:
+    """Issue an LSP's statement for a month that is over (once: a second time shows the first)."""
+    v, fields = await checked_form(request, st)
+    doitc(v)
+    lsp_id, month = fields.get("lsp", "")[:32], fields.get("month", "")[:7]
+    issued = await run_in_threadpool(_issue, st, v, lsp_id, month)
+    return RedirectResponse(
+        f"/console/lsp/statements?lsp={issued.lsp_id}#statement-{issued.month}", status_code=303
+    )

@@ -1,4 +1,5 @@
-"""The audit log: every admin action (who, what, on what, why, when), and the token follow-ups
+"""The audit log: every admin action (who, what, on what, why, when: revoke, reinstate,
+enrollment codes, catalog loads, statements issued, users added), and the token follow-ups
 kiosks asked (``token_lookups``, written by the lookup route), for the DOIT&C and LSP views."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ ENROLL_CODE = "enrollment_code"
 ENROLL_EXPIRE = "enrollment_expire"
 CATALOG = "catalog_load"
 USER_ADD = "user_add"
+STATEMENT = "statement_issue"
 
 
 @dataclass(frozen=True)

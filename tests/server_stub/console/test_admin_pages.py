@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from server_stub import admin, catalog
 from server_stub.db import kiosks
-from tests.server_stub.console.conftest import Console, Fleet
+from tests.server_stub.console.conftest import Console, Fleet, set_clock
 from tests.server_stub.kiosk_fake import FakeKiosk
 
 
@@ -113,3 +115,23 @@ def test_kiosk_districts_come_from_kiosk_add(console: Console) -> None:
         ).scalar()
     assert district == "Bikaner"
     assert "Bikaner" in console.signed_in("doitc").get("/console/admin").text
+
+
+def test_doitc_issues_a_statement_once_after_the_month_and_it_is_audited(
+    console: Console, fleet: Fleet
+) -> None:
+    b = console.signed_in("doitc")
+    early = b.post("/console/admin/statements", {"lsp": console.lsp1, "month": "2026-09"})
+    assert early.status_code == 422 and early.json()["error"] == "month_not_over"
+    set_clock(console.h, int(datetime(2026, 10, 2, 9, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp() * 1000))
+    b = console.signed_in("doitc")
+    first = b.post("/console/admin/statements", {"lsp": console.lsp1, "month": "2026-09"})
+    assert first.status_code == 303 and first.headers["Location"].endswith("#statement-2026-09")
+    signed = b.get(f"/console/lsp/statements/2026-09.json?lsp={console.lsp1}").content
+    assert b.post("/console/admin/statements", {"lsp": console.lsp1, "month": "2026-09"}).status_code == 303
+    assert b.get(f"/console/lsp/statements/2026-09.json?lsp={console.lsp1}").content == signed  # unchanged
+    assert "2026-09</a>" in b.get("/console/admin/statements").text
+    actions = re.findall(r'<tr class="action-(\w+)">(.*?)</tr>', b.get("/console/admin/audit").text, re.S)
+    assert [a for a, _ in actions] == ["statement_issue"] and console.lsp1 in actions[0][1]
+    unknown = b.post("/console/admin/statements", {"lsp": "LSP9999", "month": "2026-09"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "unknown_lsp"
