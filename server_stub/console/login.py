@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from server_stub.console import render, sessions, users
 from server_stub.console.web import ViewerDep, checked_form, form, set_cookie
-from server_stub.db import write
+from server_stub.db import read, write
 from server_stub.errors import RateLimited, ServerError
 from server_stub.routes.deps import AppState, StateDep
 
@@ -34,9 +34,10 @@ def _sign_in(st: AppState, username: str, password: str, address: str) -> str:
     limits = users.LoginLimits(st.counter, st.config.login_failures_per_user, st.config.login_failures_per_ip)
     now = st.clock()
     users.refuse_if_limited(limits, username, address, now)
-    with write(st.engine) as conn:
-        user = users.check_password(conn, username, password)
-        if user is not None:
+    with read(st.engine) as conn:
+        user = users.check_password(conn, username, password)  # argon2 runs outside any write lock
+    if user is not None:
+        with write(st.engine) as conn:
             return sessions.create(conn, user, int(now * 1000))
     users.count_failure(limits, username, address, now)
     raise AssertionError("count_failure always raises")  # pragma: no cover
