@@ -3,7 +3,11 @@ login limit shared through the database, sign-out."""
 
 from __future__ import annotations
 
-from tests.server_stub.console.conftest import PASSWORD, Console
+from collections.abc import Callable
+
+from server_stub.console import users
+from tests.server_stub.conftest import Harness
+from tests.server_stub.console.conftest import PASSWORD, Browser, Console, add_user
 
 
 def test_sign_in_sets_a_strict_http_only_cookie_and_lands_on_the_role_page(console: Console) -> None:
@@ -71,3 +75,19 @@ def test_sign_out_ends_the_session_on_the_server(console: Console) -> None:
     stale = console.browser()
     stale.session.cookies.set("kiosk_console", cookie)
     assert stale.get("/console/lsp").status_code == 303  # the old cookie no longer signs in
+
+
+def test_the_limit_is_shared_by_every_worker_and_counts_per_address(
+    start_server: Callable[..., Harness],
+) -> None:
+    """Two servers on one database (as two uvicorn workers or hosts): wrong passwords on one count
+    on the other; many user names from one address hit the per-address limit."""
+    one = start_server(rate_per_s=0, login_failures_per_user=4, login_failures_per_ip=3)
+    two = start_server(rate_per_s=0, login_failures_per_user=4, login_failures_per_ip=3)
+    add_user(one, "meena", users.DOITC_ADMIN, None)
+    first, second = Browser(one.url), Browser(two.url)
+    assert first.login("guess-1", "x").status_code == 401
+    assert second.login("guess-2", "x").status_code == 401
+    assert first.login("guess-3", "x").status_code == 429  # the third from this address
+    refused = second.login("meena")  # the right password, on the other server
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= 15 * 60
