@@ -11,14 +11,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from server_stub import monthly, reconcile, statements
 from server_stub.auth import check_kiosk_of_lsp
-from server_stub.console import audit, network, render, reports
-from server_stub.console.web import Viewer, ViewerDep, lsp_of
-from server_stub.db import read
+from server_stub.console import audit, network, render, reports, users
+from server_stub.console.web import Viewer, ViewerDep, checked_form, lsp_of
+from server_stub.db import read, write
+from server_stub.errors import Forbidden
 from server_stub.routes.deps import AppState, StateDep
 
 router = APIRouter(prefix="/console/lsp", include_in_schema=False)
@@ -149,3 +151,37 @@ def statement_download(v: ViewerDep, st: StateDep, month: MonthPath, lsp: LspQue
         "Cache-Control": "no-store",
     }
     return Response(issued.document, media_type="application/json", headers=headers)
+
+
+def _people(v: Viewer) -> None:
+    if not v.user.manages_people:
+        raise Forbidden("only an LSP admin adds people", code="forbidden")
+
+
+@router.get("/users")
+def users_page(v: ViewerDep, st: StateDep, lsp: LspQuery = None) -> Response:
+    _people(v)
+    lsp_id = lsp_of(v, lsp)
+    with read(st.engine) as conn:
+        people = users.list_users(conn, lsp_id)
+    return render.page("lsp_users.html", **_ctx(v, lsp_id, people=people, min_password=users.MIN_PASSWORD))
+
+
+def _add_viewer(st: AppState, v: Viewer, lsp_id: str, username: str, password: str) -> None:
+    now = st.now_ms()
+    with write(st.engine) as conn:
+        new = users.add_user(conn, username, password, users.LSP_VIEWER, lsp_id, now)
+        audit.record(conn, v.user.actor(), audit.USER_ADD, new.username, now, f"role {new.role}", lsp_id)
+
+
+@router.post("/users")
+async def add_viewer(request: Request, st: StateDep, lsp: LspQuery = None) -> Response:
+    """An LSP admin adds a viewer (its staff) to its own LSP; audited."""
+    v, fields = await checked_form(request, st)
+    _people(v)
+    lsp_id = lsp_of(v, lsp)
+    await run_in_threadpool(
+        _add_viewer, st, v, lsp_id, fields.get("username", "")[:64], fields.get("password", "")[:256]
+    )
+    back = "/console/lsp/users" + (f"?lsp={lsp_id}" if v.user.is_doitc else "")
+    return RedirectResponse(back, status_code=303)

@@ -58,3 +58,20 @@ def page(name: str, status: int = 200, headers: dict[str, str] | None = None, **
         **(headers or {}),
     }
     return HTMLResponse(html, status_code=status, headers=all_headers)
+
+
+_TITLES = {
+    400: "Check the form",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not done",
+    422: "Check the form",
+}
+
+
+def error_page(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The console's answer to a refused request: what happened, in a page (same status)."""
+    title = _TITLES.get(status, "Try again later" if status >= 429 else "Not done")
+    return page(
+        "error.html", status=status, headers=headers, code=code, detail=detail, title=title, user=None
+    )

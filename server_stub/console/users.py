@@ -1,8 +1,8 @@
 """People who use the console: roles, argon2id password hashes, and sign-in with a login limit.
 
 Roles: ``doitc-admin`` (the whole network, every admin action), ``lsp-admin`` and ``lsp-viewer``
-(one LSP's kiosks, reconciliation and statements; read-only today: the difference is kept so an
-LSP's own admin actions can be added without a migration).
+(one LSP's kiosks, reconciliation and statements); an ``lsp-admin`` also adds viewers for its own
+LSP (its staff) in the console.
 
 Sign-in: a wrong password counts one failure against the user name and one against the caller's
 address in ``rate_windows`` (:mod:`server_stub.limits`), so every worker shares the counts. Once
@@ -48,6 +48,10 @@ class User:
     def is_doitc(self) -> bool:
         return self.role == DOITC_ADMIN
 
+    @property
+    def manages_people(self) -> bool:
+        return self.role in (DOITC_ADMIN, LSP_ADMIN)
+
     def actor(self) -> Actor:
         return Actor(f"console:{self.username}", self.role)
 
@@ -89,8 +93,11 @@ def user_by_id(conn: Connection, user_id: int) -> User | None:
     return None if row is None else User(row.id, row.username, row.role, row.lsp_id)
 
 
-def list_users(conn: Connection) -> list[User]:
-    rows = conn.execute(sa.select(console_users).order_by(console_users.c.id))
+def list_users(conn: Connection, lsp_id: str | None = None) -> list[User]:
+    query = sa.select(console_users).order_by(console_users.c.id)
+    if lsp_id is not None:
+        query = query.where(console_users.c.lsp_id == lsp_id)
+    rows = conn.execute(query)
     return [User(r.id, r.username, r.role, r.lsp_id) for r in rows]
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from server_stub import console as console_pkg
-from server_stub.console.tables import audit_log
+from server_stub.console.tables import audit_log, console_users
 from server_stub.db import devices
 from tests.server_stub.console.conftest import MONTH, Console, Fleet, issue_statements
 
@@ -54,9 +54,13 @@ def test_an_lsp_never_sees_another_lsps_kiosk_or_lookup(console: Console, fleet:
     b = console.signed_in(who)
     theirs_code, lsp2 = fleet.other.kiosk_code, console.lsp2
     for method, path in _routes("/console/lsp"):
-        assert method == "GET", path
+        if method == "POST":
+            continue  # the one post (adding a viewer): test_lsp_people_are_added_only_to_their_own_lsp
         for url in _urls(path, fleet.online.kiosk_code, "-"):
             own = b.get(url)
+            if path == "/console/lsp/users" and who == "lsp1-viewer":
+                assert own.status_code == 403, url  # a viewer manages nobody
+                continue
             assert own.status_code == 200, url
             body = own.content.decode("latin-1")
             for secret in (theirs_code, lsp2, theirs, "Second LSP"):
@@ -113,3 +117,28 @@ def test_a_doitc_admin_sees_any_lsp_by_asking(console: Console, fleet: Fleet) ->
     assert page.status_code == 200 and fleet.other.kiosk_code in page.text
     month = b.get(f"/console/lsp/month.json?month={MONTH}&lsp={console.lsp1}").json()
     assert {k["kiosk_code"] for k in month["kiosks"]} >= {fleet.online.kiosk_code}
+
+
+def _usernames(console: Console) -> dict[str, str | None]:
+    with console.h.engine.connect() as conn:
+        return {r.username: r.lsp_id for r in conn.execute(sa.select(console_users))}
+
+
+def test_lsp_people_are_added_only_to_their_own_lsp(console: Console) -> None:
+    viewer = console.signed_in("lsp1-viewer")
+    assert viewer.post("/console/lsp/users", {"username": "v1", "password": "x" * 12}).status_code == 403
+    admin = console.signed_in("lsp1-admin")
+    other = admin.post(f"/console/lsp/users?lsp={console.lsp2}", {"username": "v2", "password": "x" * 12})
+    assert other.status_code == 403
+    assert "v1" not in _usernames(console) and "v2" not in _usernames(console)
+    added = admin.post("/console/lsp/users", {"username": "v3", "password": "x" * 12, "role": "doitc-admin"})
+    assert added.status_code == 303 and _usernames(console)["v3"] == console.lsp1
+    people = admin.get("/console/lsp/users").text
+    assert "v3" in people and "lsp2-admin" not in people
+    with console.h.engine.connect() as conn:
+        row = conn.execute(sa.select(console_users.c.role).where(console_users.c.username == "v3")).scalar()
+        audited = conn.execute(sa.select(audit_log.c.actor, audit_log.c.target, audit_log.c.lsp_id)).all()
+    assert row == "lsp-viewer"  # never another role, whatever the form says
+    assert audited == [("console:lsp1-admin", "v3", console.lsp1)]
+    signed_in = console.browser()
+    assert signed_in.login("v3", "x" * 12).status_code == 303

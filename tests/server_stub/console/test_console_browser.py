@@ -137,9 +137,14 @@ def test_wrong_passwords_are_refused_then_slowed_and_csrf_is_required(console: C
     page.fill("#username", "lsp1-viewer")
     page.fill("#password", PASSWORD)
     page.click("#sign-in")
-    expect(page.locator("body")).to_contain_text('"error":"csrf"')
+    expect(page.locator("#error")).to_have_attribute("data-code", "csrf")
+    expect(page.locator("#error")).to_contain_text("security token")
     _sign_in(page, console.h.url, "lsp1-viewer")  # with its token, it signs in
     expect(page.locator("#whoami")).to_contain_text("lsp1-viewer")
     page.locator("header input[name=csrf]").evaluate("e => e.value = 'forged'")
     page.click("#logout")
-    expect(page.locator("body")).to_contain_text('"error":"csrf"')
+    expect(page.locator("#error")).to_have_attribute("data-code", "csrf")
+    page.goto(console.h.url + "/console/lsp")  # still signed in: the forged post did nothing
+    expect(page.locator("#whoami")).to_contain_text("lsp1-viewer")
+    page.goto(console.h.url + "/console/lsp?lsp=LSP0002")  # another LSP: a page that says no
+    expect(page.locator("h1")).to_have_text("Not allowed")
