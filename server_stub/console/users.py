@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -34,7 +35,12 @@ MIN_PASSWORD = 12
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("not a password of anyone")  # same cost for an unknown user name
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to check an unknown user name against: the same cost as a known one."""
+    return _hasher.hash("not a password of anyone")
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def check_password(conn: Connection, username: str, password: str) -> User | Non
         )
     ).first()
     try:
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+        _hasher.verify(row.password_hash if row else _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     return None if row is None else User(row.id, row.username, row.role, row.lsp_id)
