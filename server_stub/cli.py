@@ -223,7 +223,7 @@ def kiosk_add(
         )
 
 
-@kiosk.command("list", help="Kiosks (of one LSP with --lsp): K-code, name, enrolled, devices.")
+@kiosk.command("list", help="Kiosks (of one LSP with --lsp): K-code, name, district, enrolled, devices.")
 @click.option("--lsp", "lsp_id", default=None, metavar="ID")
 @json_option
 @click.pass_obj
@@ -234,11 +234,12 @@ def kiosk_list(obj: Ctx, lsp_id: str | None, as_json: bool) -> None:
     _show(
         rows,
         as_json,
-        ["K-code", "LSP", "Name", "Enrolled", "Code expires", "Devices"],
+        ["K-code", "LSP", "Name", "District", "Enrolled", "Code expires", "Devices"],
         lambda r: (
             r.kiosk_code,
             r.lsp_id,
             r.name,
+            r.district or "-",
             _when(r.enrolled_at, tz),
             _when(r.enrollment_expires_at, tz),
             r.devices,

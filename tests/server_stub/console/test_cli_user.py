@@ -93,5 +93,9 @@ def test_kiosk_add_takes_a_district(tmp_path: Path) -> None:
     lsp = json.loads(run_cli(db, "lsp", "add", "--name", "Acme", "--json").stdout)["lsp_id"]
     ok = run_cli(db, "kiosk", "add", "--lsp", lsp, "--name", "Shop", "--district", "Jodhpur", "--json")
     assert ok.returncode == 0, ok.stderr
+    listed = json.loads(run_cli(db, "kiosk", "list", "--json").stdout)
+    assert [(k["kiosk_code"], k["district"]) for k in listed] == [
+        (json.loads(ok.stdout)["kiosk_code"], "Jodhpur")
+    ]
     bad = run_cli(db, "kiosk", "add", "--lsp", lsp, "--name", "Shop", "--district", " ")
     assert bad.returncode == 2 and "a district must be" in bad.stderr
