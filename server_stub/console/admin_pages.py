@@ -34,7 +34,7 @@ def _ctx(v: Viewer, **more: object) -> dict[str, Any]:
 @router.get("")
 def network_page(v: DoitcDep, st: StateDep) -> Response:
     with read(st.engine) as conn:
-        states = network.kiosk_states(conn, st.config, st.now_ms())
+        states = network.kiosk_states(conn, st.config, st.now_ms(), detail=False)
         lsps = fleet.list_lsps(conn)
     glance = network.glance(states)
     return render.page("admin.html", **_ctx(v, glance=glance, lsps=lsps, states=network.STATES))

@@ -1,8 +1,10 @@
 """The LSP's pages: its kiosks with their state, a kiosk with its days, a day's and a month's
-reconciliation with CSV / XLSX / JSON downloads, and the token follow-ups its kiosks asked.
+reconciliation with CSV / XLSX / JSON downloads, its signed statements, the token follow-ups its
+kiosks asked, and (an LSP admin) its people.
 
 Every page takes the LSP from the session (an LSP user) or from ``lsp=ID`` (a DOIT&C admin); an
-LSP user asking for another LSP is refused (403), and a kiosk of another LSP is not found (404)."""
+LSP user asking for another LSP is refused (403), and so is a kiosk of another LSP, with the same
+answer as a kiosk that does not exist."""
 
 from __future__ import annotations
 

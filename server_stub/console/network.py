@@ -57,14 +57,16 @@ def _base(conn: Connection, lsp_id: str | None, kiosk_code: str | None) -> dict[
     return {r[0]: KioskState(*r) for r in conn.execute(query.order_by(kiosks.c.kiosk_code))}
 
 
-def _add_devices(conn: Connection, out: dict[str, KioskState], now_ms: int, config: ServerConfig) -> None:
+def _add_devices(
+    conn: Connection, out: dict[str, KioskState], now_ms: int, config: ServerConfig, tokens: bool
+) -> None:
     live: dict[str, bool] = {}
     for d in conn.execute(sa.select(devices).where(devices.c.kiosk_code.in_(list(out)))):
         k = out[d.kiosk_code]
         k.devices.append(d.device_id)
         k.flagged = k.flagged or d.flagged_at is not None
         live[d.kiosk_code] = live.get(d.kiosk_code, False) or d.revoked_at is None
-        if d.revoked_at is None:
+        if tokens and d.revoked_at is None:
             k.tokens_left += unused_serials(conn, d.device_id)
         if d.last_heartbeat_at is not None and (k.last_heartbeat_at or 0) < d.last_heartbeat_at:
             k.last_heartbeat_at, k.printer = d.last_heartbeat_at, d.printer_state
@@ -105,12 +107,15 @@ def kiosk_states(
     now_ms: int,
     lsp_id: str | None = None,
     kiosk_code: str | None = None,
+    detail: bool = True,
 ) -> list[KioskState]:
-    """The kiosks of one LSP (or all, or one), with their state now."""
+    """The kiosks of one LSP (or all, or one), with their state now; ``detail=False`` reads only
+    the devices (state, heartbeat, printer), enough for :func:`glance` over the whole network."""
     out = _base(conn, lsp_id, kiosk_code)
     if out:
-        _add_devices(conn, out, now_ms, config)
-        _add_counts(conn, out)
+        _add_devices(conn, out, now_ms, config, tokens=detail)
+        if detail:
+            _add_counts(conn, out)
     return list(out.values())
 
 
