@@ -531,9 +531,20 @@ def _settings_options(f: Any) -> Any:
 @click.option(
     "--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"])
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line on stderr (ts, level, logger, msg; method, path, status).",
+)
 @click.pass_obj
-def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settings: Any) -> None:
+def serve(
+    obj: Ctx, host: str, port: int, workers: int, log_level: str, log_format: str, **settings: Any
+) -> None:
     import uvicorn
+
+    from server_stub.logs import uvicorn_log_config
 
     config = obj.config.replace(**settings)
     admin.init_server(obj.engine(require_schema=False), _now_ms(), config.keys_path())
@@ -544,13 +555,34 @@ def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settin
         "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
     }
+    log_config = uvicorn_log_config(log_format, log_level)
+    if log_config is not None:
+        common["log_config"] = log_config
     if workers == 1:
         from server_stub.app import create_app
 
         uvicorn.run(create_app(config), **common)
     else:
-        os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+        _serve_workers(config, workers, common)
+
+
+def _serve_workers(config: ServerConfig, workers: int, common: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from server_stub.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    made = not os.environ.get(MULTIPROC_ENV)
+    # the workers' counters meet in one folder, summed at each scrape (server_stub.metrics)
+    folder = prepare_multiprocess_dir(os.environ, lambda: tempfile.mkdtemp(prefix="kiosk-metrics-"))
+    os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+    try:
         uvicorn.run("server_stub.app:create_app_from_env", factory=True, workers=workers, **common)
+    finally:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fail(message: str, code: int) -> None:
