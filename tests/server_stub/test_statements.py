@@ -228,6 +228,16 @@ def test_build_from_the_cli_once_and_not_before_the_month_is_over(server: Harnes
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     none = run_cli(server.db_url, "statement", "show", "--lsp", lsp.lsp_id, "--month", "2020-01")
     assert none.returncode == 2 and "no statement" in none.stderr
+    other = server.lsp()
+    every = run_cli(server.db_url, *_keys_args(server), "statement", "build", "--all", "--month", last)
+    assert every.returncode == 0, every.stderr
+    assert (
+        f"{lsp.lsp_id} {last}: already issued" in every.stdout
+        and f"{other.lsp_id} {last}: issued" in every.stdout
+    )
+    for usage in ([], ["--all", "--lsp", lsp.lsp_id], ["--all", "--json"]):
+        r = run_cli(server.db_url, *_keys_args(server), "statement", "build", "--month", last, *usage)
+        assert r.returncode == 2 and "--lsp ID" in r.stderr, r.stderr
 
 
 def test_a_public_key_is_base64_or_pem() -> None:
