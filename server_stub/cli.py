@@ -402,6 +402,53 @@ def user_list(obj: Ctx, as_json: bool) -> None:
     _show(rows, as_json, ["User", "Role", "LSP"], lambda r: (r.username, r.role, r.lsp_id or "-"))
 
 
+@cli.command("reconcile-month", help="Reconciliation of an LSP for a calendar month (IST), per kiosk.")
+@click.option("--lsp", "lsp_id", required=True, metavar="ID")
+@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--kiosk", "kiosk_code", default=None, metavar="K-CODE")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def reconcile_month_cmd(obj: Ctx, lsp_id: str, month: str, kiosk_code: str | None, fmt: str) -> None:
+    from server_stub import monthly
+
+    parsed = monthly.parse_month(month)
+    with read(obj.engine()) as conn:
+        if not admin.lsp_exists(conn, lsp_id):
+            raise ConfigError("no such LSP; see `kiosk-server lsp list`")
+        report = monthly.month_report(
+            conn,
+            lsp_id,
+            parsed,
+            tz=obj.config.timezone,
+            sla_hours=obj.config.sla_hours,
+            now_ms=_now_ms(),
+            kiosk_code=kiosk_code,
+        )
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+    elif fmt == "csv":
+        click.echo(monthly.to_csv(report), nl=False)
+    else:
+        heads = ["Kiosk", "Name", "Count", "Gross Rs", "Commission Rs", "Voids", "Late", "Gaps", "Forks"]
+        _show(
+            report.kiosks,
+            False,
+            [*heads, "Heartbeat days"],
+            lambda k: [
+                k.kiosk_code + (" (flagged)" if k.flagged else ""),
+                k.name,
+                k.count,
+                rupees(k.gross_paise),
+                rupees(k.commission_paise),
+                k.voids,
+                k.late_syncs,
+                k.gaps,
+                k.forks,
+                f"{k.heartbeat_days}/{k.enrolled_days}",
+            ],
+        )
+
+
 @cli.group("statement", help="Signed monthly commission statements (earned, held by SLA rule, payable).")
 def statement_group() -> None:
     pass
@@ -436,19 +483,31 @@ def _statement_out(issued: statements.Issued, out: Path | None, as_json: bool, t
 
 
 @statement_group.command(
-    "build", help="Issue an LSP's statement for a month that is over (once; signed, stored)."
+    "build", help="Issue an LSP's (or, with --all, every LSP's) statement for a month that is over (once)."
 )
-@lsp_option
+@click.option("--lsp", "lsp_id", default=None, metavar="ID")
+@click.option("--all", "all_lsps", is_flag=True, help="Every LSP (prints one summary each).")
 @month_option
 @out_option
 @json_option
 @click.pass_obj
-def statement_build(obj: Ctx, lsp_id: str, month: str, out: Path | None, as_json: bool) -> None:
+def statement_build(
+    obj: Ctx, lsp_id: str | None, all_lsps: bool, month: str, out: Path | None, as_json: bool
+) -> None:
     from server_stub.keys import KeySource, load_keys
 
+    if all_lsps == (lsp_id is not None) or (all_lsps and (out or as_json)):
+        raise click.UsageError("give --lsp ID (with --out / --json if you like) or --all")
     keys = load_keys(KeySource.at(obj.config.keys_path()))
-    issued = statements.issue(obj.engine(), lsp_id, month, obj.config, keys, _now_ms())
-    _statement_out(issued, out, as_json, obj.config.timezone)
+    engine = obj.engine()
+    if lsp_id is None:
+        with read(engine) as conn:
+            ids = [row.lsp_id for row in fleet.list_lsps(conn)]
+    else:
+        ids = [lsp_id]
+    for one in ids:
+        issued = statements.issue(engine, one, month, obj.config, keys, _now_ms())
+        _statement_out(issued, out, as_json, obj.config.timezone)
 
 
 @statement_group.command("show", help="An issued statement, as issued (--json: the signed file).")
@@ -600,9 +659,20 @@ def _settings_options(f: Any) -> Any:
 @click.option(
     "--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"])
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line on stderr (ts, level, logger, msg; method, path, status).",
+)
 @click.pass_obj
-def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settings: Any) -> None:
+def serve(
+    obj: Ctx, host: str, port: int, workers: int, log_level: str, log_format: str, **settings: Any
+) -> None:
     import uvicorn
+
+    from server_stub.logs import uvicorn_log_config
 
     config = obj.config.replace(**settings)
     admin.init_server(obj.engine(require_schema=False), _now_ms(), config.keys_path())
@@ -613,13 +683,34 @@ def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settin
         "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
     }
+    log_config = uvicorn_log_config(log_format, log_level)
+    if log_config is not None:
+        common["log_config"] = log_config
     if workers == 1:
         from server_stub.app import create_app
 
         uvicorn.run(create_app(config), **common)
     else:
-        os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+        _serve_workers(config, workers, common)
+
+
+def _serve_workers(config: ServerConfig, workers: int, common: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from server_stub.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    made = not os.environ.get(MULTIPROC_ENV)
+    # the workers' counters meet in one folder, summed at each scrape (server_stub.metrics)
+    folder = prepare_multiprocess_dir(os.environ, lambda: tempfile.mkdtemp(prefix="kiosk-metrics-"))
+    os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+    try:
         uvicorn.run("server_stub.app:create_app_from_env", factory=True, workers=workers, **common)
+    finally:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fail(message: str, code: int) -> None:

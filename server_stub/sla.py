@@ -3,8 +3,11 @@
 Rules (the ones named in ``ServerConfig.sla_rules``; thresholds from the config, see there):
 
 - ``sync``: more than ``sla_max_late_syncs`` of the month's records reached the server later
-  than ``sla_hours`` after they were made. Evidence: the count, and the latest records (seq,
-  device, made, received) up to :data:`EVIDENCE_ROWS`.
+  than ``sla_hours`` after they were made, or a device reported by heartbeat in the month a head
+  seq the server still does not hold (records that never arrived are no better than late ones).
+  Evidence: the count, the latest records (seq, device, made, received) up to
+  :data:`EVIDENCE_ROWS`, the records not received and the devices behind (reported and server
+  head).
 - ``heartbeat``: more days of the month without a heartbeat than the month allows (days in the
   month minus ``sla_heartbeat_days``, at least 0). Evidence: the days counted, the days with a
   heartbeat, and the days without one.
@@ -25,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server_stub.config import ServerConfig
-from server_stub.db import devices, records
+from server_stub.db import devices, heartbeat_days, records
 from server_stub.monthly import HeartbeatMonth, KioskMonth, Month, heartbeat_month
 
 EVIDENCE_ROWS = 10
@@ -95,15 +98,49 @@ def _late_records(f: _Facts) -> list[dict[str, Any]]:
     ]
 
 
+def _unsynced(f: _Facts) -> list[dict[str, Any]]:
+    """Devices that reported (by heartbeat, in the month) a head beyond what the server holds now."""
+    m = f.month
+    reported = (
+        sa.select(heartbeat_days.c.device_id, sa.func.max(heartbeat_days.c.head_seq).label("head"))
+        .where(
+            heartbeat_days.c.kiosk_code == f.row.kiosk_code,
+            heartbeat_days.c.day >= m.day(1).isoformat(),
+            heartbeat_days.c.day <= m.day(m.days).isoformat(),
+        )
+        .group_by(heartbeat_days.c.device_id)
+        .subquery()
+    )
+    rows = f.conn.execute(
+        sa.select(devices.c.device_id, reported.c.head, devices.c.head_seq)
+        .join(reported, reported.c.device_id == devices.c.device_id)
+        .where(reported.c.head > devices.c.head_seq)
+        .order_by(devices.c.device_id)
+    )
+    return [
+        {"device_id": r.device_id, "reported_head_seq": r.head, "server_head_seq": r.head_seq} for r in rows
+    ]
+
+
 def _sync(f: _Facts) -> Breach | None:
     late = f.row.late_syncs
-    if late <= f.terms.max_late_syncs:
+    unsynced = _unsynced(f)
+    missing = sum(u["reported_head_seq"] - u["server_head_seq"] for u in unsynced)
+    if late <= f.terms.max_late_syncs and not missing:
         return None
+    parts = [f"{late} records reached the server more than {f.terms.sync_hours} h after they were made"]
+    if missing:
+        parts.append(f"{missing} records the kiosk reported holding have not reached it")
     return Breach(
         "sync",
-        f"{late} records reached the server more than {f.terms.sync_hours} h after they were made "
-        f"(at most {f.terms.max_late_syncs} allowed)",
-        {"late_syncs": late, "allowed": f.terms.max_late_syncs, "latest": _late_records(f)},
+        "; ".join(parts) + f" (at most {f.terms.max_late_syncs} late allowed)",
+        {
+            "late_syncs": late,
+            "allowed": f.terms.max_late_syncs,
+            "latest": _late_records(f),
+            "not_received": missing,
+            "devices_behind": unsynced,
+        },
     )
 
 

@@ -187,35 +187,46 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         ) from None
 
 
-def _parts(data: bytes) -> tuple[dict[str, Any], bytes, str]:
-    """(statement, its signature bytes, the public key the file names)."""
+def _parts(data: bytes) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
+    """(statement, its signature bytes, the signature block)."""
     try:
         doc = json.loads(data)
-        statement, signature = doc["statement"], doc["signature"]
-        sig = base64.b64decode(signature["sig"], validate=True)
-        named = str(signature.get("public_key", ""))
+        statement, block = doc["statement"], doc["signature"]
+        sig = base64.b64decode(block["sig"], validate=True)
+        if set(doc) != {"statement", "signature"} or not isinstance(block, dict):
+            raise ValueError("other keys")
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise BadStatement("not a statement file (JSON with statement and signature)") from None
     if not isinstance(statement, dict) or statement.get("kind") != KIND:
         raise BadStatement("not a commission statement of this server's format")
-    return statement, sig, named
+    return statement, sig, block
 
 
 def verify(data: bytes, public_key: Ed25519PublicKey) -> dict[str, Any]:
     """The statement of a signed file whose signature holds under ``public_key`` (BadStatement
-    ``forged`` when it does not: changed after signing, or signed by another key)."""
-    statement, sig, named = _parts(data)
+    ``forged`` when it does not: changed after signing, or signed by another key). The unsigned
+    fields of the signature block must name that key too, so no byte of meaning can change."""
+    statement, sig, block = _parts(data)
+    ours = _b64_public(public_key)
     try:
         public_key.verify(sig, canonical_json(statement))
     except (InvalidSignature, CanonicalError):
-        raise BadStatement(_forged_detail(public_key, named), code="forged") from None
+        raise BadStatement(_forged_detail(ours, block), code="forged") from None
+    expected = {"alg": ALG, "public_key": ours, "key_fingerprint": key_fingerprint(base64.b64decode(ours))}
+    if {k: block.get(k) for k in expected} != expected or set(block) != {*expected, "sig"}:
+        raise BadStatement(
+            "the signature block was changed: it does not name this server's key", code="forged"
+        )
     return statement
 
 
-def _forged_detail(public_key: Ed25519PublicKey, named: str) -> str:
-    ours = base64.b64encode(
-        public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
-    if named and named != ours.decode("ascii"):
+def _b64_public(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _forged_detail(ours: str, block: dict[str, Any]) -> str:
+    named = block.get("public_key")
+    if isinstance(named, str) and named and named != ours:
         return "the signature is not by this server's key: the file names another key"
     return "the signature does not match: the statement was changed after it was signed"

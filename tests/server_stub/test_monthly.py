@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
 from server_stub.errors import Unprocessable
 from server_stub.monthly import month_report, parse_month
-from tests.server_stub.conftest import Harness
+from tests.server_stub.conftest import Harness, run_cli
 from tests.server_stub.month_sim import COMMISSION_PER_SALE, DAYS, MONTH, SALE_PAISE, SILENT_AFTER, simulate
 
 
@@ -45,6 +46,25 @@ def test_a_month_per_kiosk_over_http(server: Harness) -> None:
     assert [r["kiosk_code"] for r in table] == [*rows, "TOTAL"]
     assert table[-1]["commission_rs"] == f"{4 * DAYS * COMMISSION_PER_SALE / 100:.2f}"
     assert {r["kiosk_code"]: int(r["heartbeat_days"]) for r in table[:-1]}[code["silent"]] == SILENT_AFTER
+
+    # the CLI gives the same month (its clock is the real one, also past November 2026)
+    cli = run_cli(
+        server.db_url, "reconcile-month", "--lsp", m.lsp.lsp_id, "--month", MONTH, "--format", "json"
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout) == doc
+    cli_csv = run_cli(
+        server.db_url, "reconcile-month", "--lsp", m.lsp.lsp_id, "--month", MONTH, "--format", "csv"
+    )
+    assert cli_csv.stdout == as_csv.text
+    table_out = run_cli(server.db_url, "reconcile-month", "--lsp", m.lsp.lsp_id, "--month", MONTH)
+    assert (
+        table_out.returncode == 0
+        and f"{SILENT_AFTER}/{DAYS}" in table_out.stdout
+        and "(flagged)" in table_out.stdout
+    )
+    bad = run_cli(server.db_url, "reconcile-month", "--lsp", "LSPX", "--month", MONTH)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
 def test_an_lsp_reads_only_its_own_month(server: Harness) -> None:

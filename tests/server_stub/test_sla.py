@@ -81,3 +81,35 @@ def test_sla_settings_come_from_the_environment() -> None:
         {"KIOSK_SERVER_SLA_RULES": "heartbeat, fork", "KIOSK_SERVER_SLA_HEARTBEAT_DAYS": "20"}
     )
     assert SlaTerms.of(config).rules == ("heartbeat", "fork") and config.sla_heartbeat_days == 20
+
+
+def test_records_a_kiosk_reported_but_never_sent_break_the_sync_rule(server: Harness) -> None:
+    from tests.server_stub.month_sim import set_clock
+
+    lsp = server.lsp()
+    set_clock(server, [], ist_ms(10, 15, 9))
+    quiet = server.enrolled(lsp.lsp_id)
+    set_clock(server, [quiet], ist_ms(10, 15, 18))
+    quiet.make_records(5)  # made, never pushed
+    assert quiet.call("POST", "/v1/heartbeat", {"head_seq": 5}).status_code == 200
+    set_clock(server, [quiet], ist_ms(11, 2, 9))
+    with server.engine.connect() as conn:
+        report = month_report(
+            conn, lsp.lsp_id, "2026-10", tz="Asia/Kolkata", sla_hours=24, now_ms=server.now_ms()
+        )
+        found = evaluate(
+            conn,
+            report.kiosks,
+            parse_month("2026-10"),
+            SlaTerms.of(ServerConfig()),
+            "Asia/Kolkata",
+            server.now_ms(),
+        )
+    by_rule = {b.rule: b for b in found[quiet.kiosk_code]}
+    sync = by_rule["sync"].evidence
+    assert sync["late_syncs"] == 0 and sync["not_received"] == 5
+    assert sync["devices_behind"] == [
+        {"device_id": quiet.device_id, "reported_head_seq": 5, "server_head_seq": 0}
+    ]
+    assert "5 records the kiosk reported holding" in by_rule["sync"].detail
+    assert by_rule["heartbeat"].evidence["days_counted"] == 17  # enrolled on the 15th: 17 days of October

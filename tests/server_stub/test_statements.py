@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -157,29 +158,27 @@ def _change(doc: dict[str, Any], path: tuple[Any, ...], how: str, value: Any) ->
     return changed
 
 
-def test_any_change_to_the_statement_fails_verification(server: Harness) -> None:
+def test_any_change_to_the_file_fails_verification(server: Harness) -> None:
     _m, document = _issue(server)
     signed = json.loads(document)
     public = _server_keys(server).sign.public_key()
-    paths = _leaves(signed["statement"])
+    paths = _leaves(signed)
     values = st.one_of(
         st.integers(), st.text(max_size=20), st.booleans(), st.none(), st.lists(st.integers(), max_size=2)
     )
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.sampled_from(paths), st.sampled_from(["set", "delete", "add"]), values)
     def check(path: tuple[Any, ...], how: str, value: Any) -> None:
-        statement = _change(signed["statement"], path, how, value)
-        assume(statement != signed["statement"])
+        changed = _change(signed, path, how, value)
+        assume(changed != signed)
         with pytest.raises(BadStatement):
-            verify(canonical_bytes(signed, statement), public)
+            verify(json.dumps(changed).encode(), public)
 
     check()
-    assert verify(canonical_bytes(signed, signed["statement"]), public) == signed["statement"]
-
-
-def canonical_bytes(signed: dict[str, Any], statement: dict[str, Any]) -> bytes:
-    return json.dumps({"statement": statement, "signature": signed["signature"]}).encode()
+    assert (
+        verify(json.dumps(signed, indent=2).encode(), public) == signed["statement"]
+    )  # layout is not meaning
 
 
 def _previous_month() -> str:
@@ -189,47 +188,36 @@ def _previous_month() -> str:
 
 
 def test_build_from_the_cli_once_and_not_before_the_month_is_over(server: Harness, tmp_path: Path) -> None:
+    def build(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(server.db_url, *_keys_args(server), "statement", "build", *args)
+
     lsp = server.lsp()
     last = _previous_month()
     out = tmp_path / "s.json"
-    first = run_cli(
-        server.db_url,
-        *_keys_args(server),
-        "statement",
-        "build",
-        "--lsp",
-        lsp.lsp_id,
-        "--month",
-        last,
-        "--out",
-        str(out),
-    )
+    first = build("--lsp", lsp.lsp_id, "--month", last, "--out", str(out))
     assert first.returncode == 0, first.stderr
     assert f"{lsp.lsp_id} {last}: issued" in first.stdout and "payable Rs 0.00" in first.stdout
-    second = run_cli(
-        server.db_url,
-        *_keys_args(server),
-        "statement",
-        "build",
-        "--lsp",
-        lsp.lsp_id,
-        "--month",
-        last,
-        "--json",
-    )
+    second = build("--lsp", lsp.lsp_id, "--month", last, "--json")
     assert second.returncode == 0 and second.stdout.encode() == out.read_bytes()
     shown = run_cli(server.db_url, "statement", "show", "--lsp", lsp.lsp_id, "--month", last)
     assert shown.returncode == 0 and "already issued" in shown.stdout
-    now_month = datetime.now(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m")
-    early = run_cli(
-        server.db_url, *_keys_args(server), "statement", "build", "--lsp", lsp.lsp_id, "--month", now_month
-    )
+    early = build("--lsp", lsp.lsp_id, "--month", datetime.now(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m"))
     assert early.returncode == 2 and "not over yet" in early.stderr
     for bad in (["--lsp", "LSPX", "--month", last], ["--lsp", lsp.lsp_id, "--month", "2026-13"]):
-        r = run_cli(server.db_url, *_keys_args(server), "statement", "build", *bad)
+        r = build(*bad)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     none = run_cli(server.db_url, "statement", "show", "--lsp", lsp.lsp_id, "--month", "2020-01")
     assert none.returncode == 2 and "no statement" in none.stderr
+    other = server.lsp()
+    every = build("--all", "--month", last)
+    assert every.returncode == 0, every.stderr
+    assert (
+        f"{lsp.lsp_id} {last}: already issued" in every.stdout
+        and f"{other.lsp_id} {last}: issued" in every.stdout
+    )
+    for usage in ([], ["--all", "--lsp", lsp.lsp_id], ["--all", "--json"]):
+        r = build("--month", last, *usage)
+        assert r.returncode == 2 and "--lsp ID" in r.stderr, r.stderr
 
 
 def test_a_public_key_is_base64_or_pem() -> None:
