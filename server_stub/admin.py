@@ -110,27 +110,78 @@ def rotate_lsp_key(conn: Connection, lsp_id: str, now_ms: int, *, actor: Actor =
     return NewLsp(lsp_id, api_key)
 
 
+def _new_enrollment_code() -> tuple[str, str]:
+    """(the code as shown, XXXX-XXXX-XXXX; its hash as stored)."""
+    raw = "".join(secrets.choice(_ENROLL_ALPHABET) for _ in range(12))
+    return "-".join(raw[i : i + 4] for i in range(0, 12, 4)), sha256_hex(raw)
+
+
+def clean_district(district: str | None) -> str | None:
+    if district is None:
+        return None
+    district = district.strip()
+    if not district or len(district) > 64 or any(ord(c) < 32 for c in district):
+        raise BadRequest("a district must be 1 to 64 printable characters")
+    return district
+
+
 def create_kiosk(
-    conn: Connection, lsp_id: str, name: str, now_ms: int, ttl_hours: int, *, actor: Actor = CLI
+    conn: Connection,
+    lsp_id: str,
+    name: str,
+    now_ms: int,
+    ttl_hours: int,
+    *,
+    actor: Actor = CLI,
+    district: str | None = None,
 ) -> NewKiosk:
     name = _clean_name(name)
+    district = clean_district(district)
     if not lsp_exists(conn, lsp_id):
         raise NotFound("no such LSP; see `kiosk-server lsp list`", code="unknown_lsp")
-    raw = "".join(secrets.choice(_ENROLL_ALPHABET) for _ in range(12))
-    code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+    code, code_hash = _new_enrollment_code()
     expires = now_ms + ttl_hours * 3600 * 1000
     row_id = conn.execute(
         kiosks.insert().values(
             lsp_id=lsp_id,
             name=name,
+            district=district,
             created_at=now_ms,
-            enrollment_code_hash=sha256_hex(raw),
+            enrollment_code_hash=code_hash,
             enrollment_expires_at=expires,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     kiosk_code = f"K{10_000_000 + row_id}"
     conn.execute(kiosks.update().where(kiosks.c.id == row_id).values(kiosk_code=kiosk_code))
     return NewKiosk(kiosk_code, code, expires)
+
+
+def issue_enrollment_code(
+    conn: Connection, kiosk_code: str, now_ms: int, ttl_hours: int, *, actor: Actor = CLI
+) -> NewKiosk:
+    """A new one-time enrollment code for a kiosk (a replacement PC, or a code that expired unused);
+    any earlier code stops working. Devices already enrolled stay enrolled."""
+    code, code_hash = _new_enrollment_code()
+    expires = now_ms + ttl_hours * 3600 * 1000
+    done = conn.execute(
+        kiosks.update()
+        .where(kiosks.c.kiosk_code == kiosk_code)
+        .values(enrollment_code_hash=code_hash, enrollment_expires_at=expires, enrolled_at=None)
+    )
+    if done.rowcount != 1:
+        raise NotFound("no such kiosk; see `kiosk-server kiosk list`", code="unknown_kiosk")
+    return NewKiosk(kiosk_code, code, expires)
+
+
+def expire_enrollment_code(conn: Connection, kiosk_code: str, now_ms: int, *, actor: Actor = CLI) -> None:
+    """End a kiosk's unused enrollment code now."""
+    done = conn.execute(
+        kiosks.update()
+        .where(kiosks.c.kiosk_code == kiosk_code, kiosks.c.enrollment_code_hash.is_not(None))
+        .values(enrollment_code_hash=None, enrollment_expires_at=now_ms)
+    )
+    if done.rowcount != 1:
+        raise NotFound("that kiosk has no enrollment code to expire", code="no_enrollment_code")
 
 
 def _device_ids(conn: Connection, ident: str) -> tuple[sa.ColumnElement[bool], list[str]]:

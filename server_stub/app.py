@@ -17,9 +17,11 @@ from sqlalchemy.engine import Engine
 from server_stub.auth import DeviceAuthenticator, RateLimiter
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
+from server_stub.console import ROUTERS as CONSOLE_ROUTERS
 from server_stub.db import make_engine
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.limits import DatabaseCounter
+from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
 from server_stub.routes import ROUTERS, AppState, handlers
 
 
@@ -48,12 +50,15 @@ def create_app(
         counter=DatabaseCounter(engine),
     )
     handlers.install(app)
-    for router in ROUTERS:
+    for router in (*ROUTERS, *CONSOLE_ROUTERS):
         app.include_router(router)
+    app.add_middleware(RouteProbe)  # innermost: tells MetricsMiddleware which route answered
     app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
     # costs as much as the request unless it is compressed too.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.state.metrics = Metrics()  # outermost: every answer counts, 413s and 415s too
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 
 

@@ -4,7 +4,9 @@
   the decompressed body: a gzip or zstd bomb stops at the cap with 413.
 - ``Content-Encoding: gzip`` (and ``zstd`` when the zstandard package is installed) is undone
   here; handlers see plain JSON. Broken compressed data is a 400.
-- A request with a body must say ``Content-Type: application/json`` (415 otherwise).
+- A request with a body must say ``Content-Type: application/json`` (415 otherwise); the
+  console's HTML forms (paths under ``/console/``) may also send
+  ``application/x-www-form-urlencoded``.
 - The SHA-256 of the body *as sent* is left in the scope for the signature check.
 """
 
@@ -23,6 +25,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 WIRE_DIGEST_KEY = "kiosk.wire_digest"
+FORM_PREFIX = "/console/"  # server-rendered forms post urlencoded bodies
 
 zstandard: Any
 try:  # optional: zstd bodies
@@ -148,7 +151,8 @@ class BodyGuard:
         if not wire:
             return wire, wire, raw_headers
         ctype = hdr.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if ctype != b"application/json":
+        is_form = ctype == b"application/x-www-form-urlencoded" and scope["path"].startswith(FORM_PREFIX)
+        if ctype != b"application/json" and not is_form:
             raise BodyError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
         encoding = hdr.get(b"content-encoding", b"").decode("latin-1")
         body = decompress(wire, encoding, self.max_bytes)

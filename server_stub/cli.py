@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo
 import click
 import sqlalchemy as sa
 
-from server_stub import admin, catalog, fleet, reconcile
+from server_stub import admin, catalog, fleet, reconcile, statements
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
+from server_stub.console import audit, users
 from server_stub.db import database_url_for_display, make_engine, read, schema_revision, write
 from server_stub.errors import ConfigError, ServerError
 from server_stub.keys import recorded_fingerprints
+from server_stub.sheets import rupees
 from sync.wire.redact import redact
 
 
@@ -185,6 +187,7 @@ def kiosk() -> None:
 )
 @click.option("--lsp", "lsp_id", required=True, metavar="ID")
 @click.option("--name", required=True)
+@click.option("--district", default=None, help="The district the kiosk is in (the console groups by it).")
 @click.option(
     "--expires-hours",
     type=click.IntRange(1, 24 * 365),
@@ -198,11 +201,13 @@ def kiosk() -> None:
     help='Print {"kiosk_code", "enrollment_code", "server_fingerprint", ...}.',
 )
 @click.pass_obj
-def kiosk_add(obj: Ctx, lsp_id: str, name: str, expires_hours: int | None, as_json: bool) -> None:
+def kiosk_add(
+    obj: Ctx, lsp_id: str, name: str, district: str | None, expires_hours: int | None, as_json: bool
+) -> None:
     ttl = expires_hours or obj.config.enrollment_ttl_hours
     with write(obj.engine()) as conn:
         fingerprint = recorded_fingerprints(conn)["server"]
-        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl, actor=_actor())
+        new = admin.create_kiosk(conn, lsp_id, name, _now_ms(), ttl, actor=_actor(), district=district)
     if as_json:
         doc = {
             "kiosk_code": new.kiosk_code,
@@ -218,7 +223,7 @@ def kiosk_add(obj: Ctx, lsp_id: str, name: str, expires_hours: int | None, as_js
         )
 
 
-@kiosk.command("list", help="Kiosks (of one LSP with --lsp): K-code, name, enrolled, devices.")
+@kiosk.command("list", help="Kiosks (of one LSP with --lsp): K-code, name, district, enrolled, devices.")
 @click.option("--lsp", "lsp_id", default=None, metavar="ID")
 @json_option
 @click.pass_obj
@@ -229,11 +234,12 @@ def kiosk_list(obj: Ctx, lsp_id: str | None, as_json: bool) -> None:
     _show(
         rows,
         as_json,
-        ["K-code", "LSP", "Name", "Enrolled", "Code expires", "Devices"],
+        ["K-code", "LSP", "Name", "District", "Enrolled", "Code expires", "Devices"],
         lambda r: (
             r.kiosk_code,
             r.lsp_id,
             r.name,
+            r.district or "-",
             _when(r.enrolled_at, tz),
             _when(r.enrollment_expires_at, tz),
             r.devices,
@@ -356,6 +362,214 @@ def reconcile_cmd(
         Console(width=None if sys.stdout.isatty() else 200).print(reconcile.to_table(report))
 
 
+@cli.group(help="People who sign in to the console (/console).")
+def user() -> None:
+    pass
+
+
+@user.command(
+    "add", help="Add a console user; asks for the password twice (or reads one line with --password-stdin)."
+)
+@click.argument("username")
+@click.option("--role", type=click.Choice(users.ROLES), required=True)
+@click.option("--lsp", "lsp_id", default=None, metavar="ID", help="The LSP of an lsp-admin or lsp-viewer.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@json_option
+@click.pass_obj
+def user_add(
+    obj: Ctx, username: str, role: str, lsp_id: str | None, password_stdin: bool, as_json: bool
+) -> None:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    now = _now_ms()
+    with write(obj.engine()) as conn:
+        new = users.add_user(conn, username, password, role, lsp_id, now)
+        audit.record(conn, _actor(), audit.USER_ADD, new.username, now, f"role {new.role}", new.lsp_id)
+    if as_json:
+        click.echo(json.dumps({"username": new.username, "role": new.role, "lsp_id": new.lsp_id}))
+    else:
+        click.echo(f"added {new.username} ({new.role}{', ' + new.lsp_id if new.lsp_id else ''})")
+
+
+@user.command("list", help="Console users: name, role, LSP.")
+@json_option
+@click.pass_obj
+def user_list(obj: Ctx, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        rows = users.list_users(conn)
+    _show(rows, as_json, ["User", "Role", "LSP"], lambda r: (r.username, r.role, r.lsp_id or "-"))
+
+
+@cli.command("reconcile-month", help="Reconciliation of an LSP for a calendar month (IST), per kiosk.")
+@click.option("--lsp", "lsp_id", required=True, metavar="ID")
+@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--kiosk", "kiosk_code", default=None, metavar="K-CODE")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def reconcile_month_cmd(obj: Ctx, lsp_id: str, month: str, kiosk_code: str | None, fmt: str) -> None:
+    from server_stub import monthly
+
+    parsed = monthly.parse_month(month)
+    with read(obj.engine()) as conn:
+        if not admin.lsp_exists(conn, lsp_id):
+            raise ConfigError("no such LSP; see `kiosk-server lsp list`")
+        report = monthly.month_report(
+            conn,
+            lsp_id,
+            parsed,
+            tz=obj.config.timezone,
+            sla_hours=obj.config.sla_hours,
+            now_ms=_now_ms(),
+            kiosk_code=kiosk_code,
+        )
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+    elif fmt == "csv":
+        click.echo(monthly.to_csv(report), nl=False)
+    else:
+        heads = ["Kiosk", "Name", "Count", "Gross Rs", "Commission Rs", "Voids", "Late", "Gaps", "Forks"]
+        _show(
+            report.kiosks,
+            False,
+            [*heads, "Heartbeat days"],
+            lambda k: [
+                k.kiosk_code + (" (flagged)" if k.flagged else ""),
+                k.name,
+                k.count,
+                rupees(k.gross_paise),
+                rupees(k.commission_paise),
+                k.voids,
+                k.late_syncs,
+                k.gaps,
+                k.forks,
+                f"{k.heartbeat_days}/{k.enrolled_days}",
+            ],
+        )
+
+
+@cli.group("statement", help="Signed monthly commission statements (earned, held by SLA rule, payable).")
+def statement_group() -> None:
+    pass
+
+
+month_option = click.option("--month", required=True, metavar="YYYY-MM", help="The month (IST).")
+lsp_option = click.option("--lsp", "lsp_id", required=True, metavar="ID")
+out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the signed file here.",
+)
+
+
+def _statement_out(issued: statements.Issued, out: Path | None, as_json: bool, tz: str) -> None:
+    if out is not None:
+        out.write_bytes(issued.document)
+    if as_json:
+        click.echo(issued.document.decode("utf-8"), nl=False)
+        return
+    doc = json.loads(issued.document)["statement"]
+    t = doc["totals"]
+    state = "issued" if issued.created else "already issued"
+    click.echo(
+        f"{doc['lsp_id']} {doc['month']}: {state} {_when(issued.issued_at, tz)}; "
+        f"earned Rs {rupees(t['earned_paise'])}, held Rs {rupees(t['held_paise'])}, "
+        f"payable Rs {rupees(t['payable_paise'])}"
+    )
+    for k in doc["kiosks"]:
+        for b in k["breaches"]:
+            click.echo(f"  {k['kiosk_code']}: held Rs {rupees(k['held_paise'])} ({b['rule']}: {b['detail']})")
+
+
+@statement_group.command(
+    "build", help="Issue an LSP's (or, with --all, every LSP's) statement for a month that is over (once)."
+)
+@click.option("--lsp", "lsp_id", default=None, metavar="ID")
+@click.option("--all", "all_lsps", is_flag=True, help="Every LSP (prints one summary each).")
+@month_option
+@out_option
+@json_option
+@click.pass_obj
+def statement_build(
+    obj: Ctx, lsp_id: str | None, all_lsps: bool, month: str, out: Path | None, as_json: bool
+) -> None:
+    from server_stub.keys import KeySource, load_keys
+
+    if all_lsps == (lsp_id is not None) or (all_lsps and (out or as_json)):
+        raise click.UsageError("give --lsp ID (with --out / --json if you like) or --all")
+    keys = load_keys(KeySource.at(obj.config.keys_path()))
+    engine = obj.engine()
+    if lsp_id is None:
+        with read(engine) as conn:
+            ids = [row.lsp_id for row in fleet.list_lsps(conn)]
+    else:
+        ids = [lsp_id]
+    for one in ids:
+        issued = statements.issue(engine, one, month, obj.config, keys, _now_ms())
+        _statement_out(issued, out, as_json, obj.config.timezone)
+
+
+@statement_group.command("show", help="An issued statement, as issued (--json: the signed file).")
+@lsp_option
+@month_option
+@out_option
+@json_option
+@click.pass_obj
+def statement_show(obj: Ctx, lsp_id: str, month: str, out: Path | None, as_json: bool) -> None:
+    with read(obj.engine()) as conn:
+        issued = statements.stored(conn, lsp_id, month)
+    _statement_out(issued, out, as_json, obj.config.timezone)
+
+
+def _trusted_key(obj: Ctx, public_key: Path | None, server: str | None) -> Any:
+    if public_key is not None:
+        return statements.load_public_key(public_key.read_text(encoding="utf-8", errors="replace"))
+    if server is not None:
+        import requests
+
+        try:
+            resp = requests.get(server.rstrip("/") + "/v1/server-key", timeout=15)
+            resp.raise_for_status()
+            return statements.load_public_key(str(resp.json()["sign_public_key"]))
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            _fail(f"cannot read the server's public key from {server}/v1/server-key", 1)
+    from server_stub.keys import KeySource, load_keys
+
+    try:
+        return load_keys(KeySource.at(obj.config.keys_path())).sign.public_key()
+    except ConfigError:
+        raise ConfigError("no server key files here: give --public-key FILE or --server URL") from None
+
+
+@statement_group.command(
+    "verify", help="Check a statement file's signature (exit 0 valid, 2 changed, forged or not a statement)."
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The server's signing public key (base64 or PEM), e.g. from `statement public-key`.",
+)
+@click.option("--server", metavar="URL", help="Fetch the public key from this server's /v1/server-key.")
+@click.pass_obj
+def statement_verify(obj: Ctx, file: Path, public_key: Path | None, server: str | None) -> None:
+    key = _trusted_key(obj, public_key, server)
+    doc = statements.verify(file.read_bytes(), key)
+    click.echo(
+        f"valid: {doc['lsp_id']} {doc['month']}, payable Rs {rupees(doc['totals']['payable_paise'])} "
+        f"(held Rs {rupees(doc['totals']['held_paise'])}), issued {_when(doc['issued_at'], doc['timezone'])}"
+    )
+
+
+@statement_group.command("public-key", help="Print the server's signing public key (base64) to give to LSPs.")
+@click.pass_obj
+def statement_public_key(obj: Ctx) -> None:
+    from server_stub.keys import KeySource, load_keys
+
+    click.echo(load_keys(KeySource.at(obj.config.keys_path())).sign_public_b64)
+
+
 # serve's settings flags: (flag, config field, type, help). Defaults are ServerConfig's.
 _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
     ("--block-size", "block_size", click.IntRange(1, 10**7), "Serials per lease (1000)."),
@@ -404,6 +618,30 @@ _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
         click.IntRange(1, 10**6),
         "Token follow-ups per device per minute (30).",
     ),
+    (
+        "--stale-after-minutes",
+        "stale_after_minutes",
+        click.IntRange(1, 7 * 24 * 60),
+        "Console: a kiosk without a heartbeat for this long is stale (30).",
+    ),
+    (
+        "--offline-after-hours",
+        "offline_after_hours",
+        click.IntRange(1, 24 * 365),
+        "Console: ... and offline after this many hours (24).",
+    ),
+    (
+        "--login-failures-per-user",
+        "login_failures_per_user",
+        click.IntRange(1, 10**6),
+        "Console: wrong passwords per user name per 15 minutes before sign-in waits (5).",
+    ),
+    (
+        "--login-failures-per-ip",
+        "login_failures_per_ip",
+        click.IntRange(1, 10**6),
+        "Console: ... per address (30).",
+    ),
 )
 
 
@@ -421,9 +659,20 @@ def _settings_options(f: Any) -> Any:
 @click.option(
     "--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"])
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line on stderr (ts, level, logger, msg; method, path, status).",
+)
 @click.pass_obj
-def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settings: Any) -> None:
+def serve(
+    obj: Ctx, host: str, port: int, workers: int, log_level: str, log_format: str, **settings: Any
+) -> None:
     import uvicorn
+
+    from server_stub.logs import uvicorn_log_config
 
     config = obj.config.replace(**settings)
     admin.init_server(obj.engine(require_schema=False), _now_ms(), config.keys_path())
@@ -434,13 +683,34 @@ def serve(obj: Ctx, host: str, port: int, workers: int, log_level: str, **settin
         "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
     }
+    log_config = uvicorn_log_config(log_format, log_level)
+    if log_config is not None:
+        common["log_config"] = log_config
     if workers == 1:
         from server_stub.app import create_app
 
         uvicorn.run(create_app(config), **common)
     else:
-        os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+        _serve_workers(config, workers, common)
+
+
+def _serve_workers(config: ServerConfig, workers: int, common: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from server_stub.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    made = not os.environ.get(MULTIPROC_ENV)
+    # the workers' counters meet in one folder, summed at each scrape (server_stub.metrics)
+    folder = prepare_multiprocess_dir(os.environ, lambda: tempfile.mkdtemp(prefix="kiosk-metrics-"))
+    os.environ[ENV_CONFIG_JSON] = config.to_json()  # read once by each worker's factory
+    try:
         uvicorn.run("server_stub.app:create_app_from_env", factory=True, workers=workers, **common)
+    finally:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fail(message: str, code: int) -> None:

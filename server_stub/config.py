@@ -16,6 +16,7 @@ DEFAULT_DB_URL = "sqlite:///server-data/server.db"
 ENV_PREFIX = "KIOSK_SERVER_"
 # The CLI hands the validated config to uvicorn worker processes through this variable.
 ENV_CONFIG_JSON = "KIOSK_SERVER_CONFIG_JSON"
+SLA_RULES = ("sync", "heartbeat", "fork")  # server_stub.sla evaluates each
 
 
 def default_keys_dir(db_url: str) -> Path:
@@ -51,8 +52,25 @@ class ServerConfig:
       beyond it every enrollment answers 429 until the minute is over.
     - ``token_lookups_per_min``: follow-up lookups per device per minute (counted in the database,
       so every worker shares the count).
+    - Console: a kiosk whose last heartbeat is older than ``stale_after_minutes`` is *stale*,
+      older than ``offline_after_hours`` (or never) *offline*. ``login_failures_per_user`` /
+      ``login_failures_per_ip``: wrong passwords per 15 minutes before that user name / address
+      must wait for the window to end (counted in the database: every worker shares them).
     - ``keys_dir``: the folder of the server's key files (0700, files 0600); empty means beside the
       SQLite file, or ``./server-data/keys`` for PostgreSQL.
+
+    SLA (evaluated per kiosk per month, :mod:`server_stub.sla`; a kiosk that breaks a rule in
+    ``sla_rules`` has its month's commission held):
+
+    - ``sync``: more than ``sla_max_late_syncs`` records reached the server later than
+      ``sla_hours`` after they were made;
+    - ``heartbeat``: fewer than ``sla_heartbeat_days`` days of the month with a heartbeat (for a
+      kiosk enrolled part of the month: more missed days than the month allows, days in the
+      month minus ``sla_heartbeat_days``, at least 0: 31 means every day);
+    - ``fork``: a device of the kiosk is flagged for a fork (unresolved) at the end of the month.
+
+    ``metrics_token``: ``GET /metrics`` needs ``Authorization: Bearer <token>``; empty means only
+    loopback clients may read it.
     """
 
     db: str = DEFAULT_DB_URL
@@ -75,6 +93,15 @@ class ServerConfig:
     enroll_failures_per_min: int = 60
     token_lookups_per_min: int = 30
     keys_dir: str = ""
+    # console: kiosk state by last heartbeat, and the login limit (failures per 15 minutes)
+    stale_after_minutes: int = 30
+    offline_after_hours: int = 24
+    login_failures_per_user: int = 5
+    login_failures_per_ip: int = 30
+    sla_max_late_syncs: int = 0
+    sla_heartbeat_days: int = 25
+    sla_rules: str = "sync,heartbeat,fork"
+    metrics_token: str = ""
 
     def __post_init__(self) -> None:
         if not self.db or "://" not in self.db:
@@ -93,6 +120,10 @@ class ServerConfig:
             "lease_cap_min",
             "enroll_failures_per_min",
             "token_lookups_per_min",
+            "stale_after_minutes",
+            "offline_after_hours",
+            "login_failures_per_user",
+            "login_failures_per_ip",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -104,6 +135,23 @@ class ServerConfig:
             raise ConfigError("clock_tolerance_s must not be above future_margin_s")
         if self.rate_per_s < 0 or self.rate_burst < 1:
             raise ConfigError("rate_per_s must be >= 0 and rate_burst >= 1")
+        self._check_sla()
+
+    def _check_sla(self) -> None:
+        if self.sla_max_late_syncs < 0:
+            raise ConfigError("sla_max_late_syncs must be at least 0")
+        if not 0 <= self.sla_heartbeat_days <= 31:
+            raise ConfigError("sla_heartbeat_days must be 0 to 31")
+        unknown = set(self.sla_rule_names()) - set(SLA_RULES)
+        if unknown:
+            raise ConfigError(
+                f"sla_rules: unknown rule {sorted(unknown)[0]!r} (known: {', '.join(SLA_RULES)})"
+            )
+
+    def sla_rule_names(self) -> tuple[str, ...]:
+        """The SLA rules in force, in the order of ``SLA_RULES``."""
+        named = {r.strip() for r in self.sla_rules.split(",") if r.strip()}
+        return tuple(r for r in SLA_RULES if r in named) + tuple(sorted(named - set(SLA_RULES)))
 
     def keys_path(self) -> Path:
         """Where the key files live (``keys_dir``, else :func:`default_keys_dir` of the database)."""

@@ -75,6 +75,7 @@ kiosks = sa.Table(
     sa.Column("enrollment_code_hash", sa.String(64), nullable=True, unique=True),
     sa.Column("enrollment_expires_at", sa.BigInteger, nullable=True),
     sa.Column("enrolled_at", sa.BigInteger, nullable=True),
+    sa.Column("district", sa.String(64), nullable=True),  # for the console's network view (0004)
 )
 
 devices = sa.Table(
@@ -90,6 +91,7 @@ devices = sa.Table(
     sa.Column("head_seq", sa.BigInteger, nullable=False, default=0),
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("last_heartbeat_at", sa.BigInteger, nullable=True),
+    sa.Column("printer_state", sa.String(32), nullable=True),  # as the last heartbeat said (0004)
 )
 
 leases = sa.Table(
@@ -217,6 +219,21 @@ token_lookups = sa.Table(
     sa.Column("asked_at", sa.BigInteger, nullable=False),
     sa.Column("revealed", sa.String(12), nullable=False),  # full | summary | none
     sa.Index("ix_token_lookups_device_asked", "device_id", "asked_at"),
+)
+
+
+# Monthly commission statements as issued: the signed document's bytes, never changed once written
+# (server_stub.statements; migration 0005).
+statements = sa.Table(
+    "statements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lsp_id", sa.String(32), sa.ForeignKey("lsps.lsp_id"), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM in the server's timezone
+    sa.Column("issued_at", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("document", sa.LargeBinary, nullable=False),  # the signed JSON file as downloaded
+    sa.UniqueConstraint("lsp_id", "month", name="uq_statements_lsp_month"),
 )
 
 

@@ -34,6 +34,7 @@ class KioskRow:
     enrolled_at: int | None
     enrollment_expires_at: int | None
     devices: int
+    district: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,11 @@ def list_kiosks(conn: Connection, lsp_id: str | None = None, *, actor: Actor = C
         kiosks.c.enrolled_at,
         kiosks.c.enrollment_expires_at,
         device_count,
+        kiosks.c.district,
     ).order_by(kiosks.c.id)
     if lsp_id is not None:
         query = query.where(kiosks.c.lsp_id == lsp_id)
-    return [KioskRow(*r[:6], int(r[6])) for r in conn.execute(query)]
+    return [KioskRow(*r[:6], int(r[6]), r[7]) for r in conn.execute(query)]
 
 
 def list_devices(

@@ -35,7 +35,12 @@ def record_heartbeat(
             "queue_depth": req.queue_depth,
         },
     )
-    conn.execute(devices.update().where(devices.c.device_id == device_id).values(last_heartbeat_at=now_ms))
+    printer = req.hardware.get("printer")
+    conn.execute(
+        devices.update()
+        .where(devices.c.device_id == device_id)
+        .values(last_heartbeat_at=now_ms, printer_state=printer[:32] if printer else None)
+    )
     dev = conn.execute(
         sa.select(devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at).where(
             devices.c.device_id == device_id

@@ -201,18 +201,34 @@ def _add_heartbeats(conn: Connection, rows: dict[str, Counts], w: _Window, day: 
     return flagged
 
 
+def kiosks_of(conn: Connection, lsp_id: str, kiosk_code: str | None = None) -> list[tuple[str, str]]:
+    """(K-code, name) of the LSP's kiosks in K-code order, or of the one asked for (NotFound)."""
+    return _kiosks(conn, lsp_id, kiosk_code)
+
+
+def window_counts(
+    conn: Connection, codes: list[str], start_ms: int, end_ms: int, sla_hours: int
+) -> dict[str, Counts]:
+    """Every ROW_FIELDS count but ``days_without_heartbeat`` for records made in [start, end):
+    the one home of the money and quality rules, for a day here and a month in
+    :mod:`server_stub.monthly`."""
+    w = _Window(codes, start_ms, end_ms)
+    rows: dict[str, Counts] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in codes}
+    rules = catalog.terms_by_version(conn)
+    _add_records(conn, rows, w, rules, sla_hours * 3600 * 1000)
+    _add_voids(conn, rows, w, rules)
+    _add_quarantine(conn, rows, w)
+    _add_gaps(conn, rows, w)
+    return rows
+
+
 def build(
     conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int, kiosk_code: str | None = None
 ) -> Reconciliation:
     start, end = day_window_ms(day, tz)
     kiosk_rows = _kiosks(conn, lsp_id, kiosk_code)
     w = _Window([code for code, _name in kiosk_rows], start, end)
-    rows: dict[str, Counts] = {c: dict.fromkeys(ROW_FIELDS, 0) for c in w.codes}
-    rules = catalog.terms_by_version(conn)
-    _add_records(conn, rows, w, rules, sla_hours * 3600 * 1000)
-    _add_voids(conn, rows, w, rules)
-    _add_quarantine(conn, rows, w)
-    _add_gaps(conn, rows, w)
+    rows = window_counts(conn, w.codes, start, end, sla_hours)
     flagged = _add_heartbeats(conn, rows, w, day)
     totals = {f: sum(rows[c][f] for c in w.codes) for f in ROW_FIELDS}
     return Reconciliation(

@@ -13,6 +13,7 @@ from server_stub.db import read, write
 from server_stub.heartbeat import record_heartbeat
 from server_stub.ingest import Trust, ingest_batch
 from server_stub.leases import grant
+from server_stub.metrics import MetricsDep, Timer
 from server_stub.routes.deps import (
     COMMON,
     DEVICE,
@@ -59,9 +60,11 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
     responses=DEVICE,
 )
-def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep) -> BatchResponse:
-    answer = ingest_batch(txn.conn, txn.device, req, st.now_ms(), Trust.of(st.config))
-    txn.conn.commit()
+def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep, m: MetricsDep) -> BatchResponse:
+    with Timer() as t:
+        answer = ingest_batch(txn.conn, txn.device, req, st.now_ms(), Trust.of(st.config))
+        txn.conn.commit()
+    m.acks(answer.acks, t.seconds)
     return answer
 
 
@@ -70,9 +73,10 @@ def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep) -> 
     response_model=LeaseResponse,
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
 )
-def post_leases(req: LeaseRequest, dev: DeviceDep, st: StateDep) -> LeaseResponse:
+def post_leases(req: LeaseRequest, dev: DeviceDep, st: StateDep, m: MetricsDep) -> LeaseResponse:
     with write(st.engine) as conn:
         granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
+    m.leases(len(granted), sum(g.end_serial - g.start_serial for g in granted))
     return LeaseResponse(block_size=st.config.block_size, leases=granted)
 
 

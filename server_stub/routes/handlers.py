@@ -7,7 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,12 +34,20 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _server_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _server_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServerError)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": "5"}
+    if console_html(request):  # a person in the console: a page, not JSON
+        from server_stub.console.render import error_page
+
+        return error_page(exc.status, exc.code, redact(exc.message), headers)
     return error_response(exc.status, exc.code, exc.message, headers)
+
+
+def console_html(request: Request) -> bool:
+    return request.url.path.startswith("/console/") and "text/html" in request.headers.get("accept", "")
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
