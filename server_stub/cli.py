@@ -523,6 +523,8 @@ def statement_show(obj: Ctx, lsp_id: str, month: str, out: Path | None, as_json:
 
 
 def _trusted_key(obj: Ctx, public_key: Path | None, server: str | None) -> Any:
+    if public_key is not None and server is not None:
+        raise click.UsageError("give --public-key FILE or --server URL, not both")
     if public_key is not None:
         return statements.load_public_key(public_key.read_text(encoding="utf-8", errors="replace"))
     if server is not None:

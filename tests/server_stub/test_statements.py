@@ -106,6 +106,10 @@ def test_verify_from_the_cli(server: Harness, tmp_path: Path) -> None:
     by_file = run_cli(server.db_url, "statement", "verify", str(path), "--public-key", str(key_file))
     by_url = run_cli(server.db_url, "statement", "verify", str(path), "--server", server.url)
     assert by_file.returncode == 0 and by_url.returncode == 0, by_file.stderr + by_url.stderr
+    both = run_cli(
+        server.db_url, "statement", "verify", str(path), "--public-key", str(key_file), "--server", server.url
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
     assert (
         server.session.get(server.url + "/v1/server-key", timeout=30).json()["sign_public_key"]
         == key.stdout.strip()
