@@ -9,14 +9,14 @@ from fastapi import APIRouter, Path, Query
 from server_stub import catalog, enroll, tokens
 from server_stub.db import read, write
 from server_stub.heartbeat import record_heartbeat
-from server_stub.ingest import Trust, ingest_batch
+from server_stub.ingest import Trust, receive
 from server_stub.leases import grant
 from server_stub.routes.deps import (
     COMMON,
     DEVICE,
     RATE_LIMITED,
     DeviceDep,
-    DeviceTransactionDep,
+    SignedCallDep,
     StateDep,
     error_doc,
 )
@@ -56,10 +56,8 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
     responses=DEVICE,
 )
-def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep) -> BatchResponse:
-    answer = ingest_batch(txn.conn, txn.device, req, st.now_ms(), Trust.of(st.config))
-    txn.conn.commit()
-    return answer
+def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep) -> BatchResponse:
+    return receive(st.engine, st.auth, call, req, st.clock(), Trust.of(st.config))
 
 
 @router.post(
@@ -67,8 +65,9 @@ def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep) -> 
     response_model=LeaseResponse,
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
 )
-def post_leases(req: LeaseRequest, dev: DeviceDep, st: StateDep) -> LeaseResponse:
-    with write(st.engine) as conn:
+def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep) -> LeaseResponse:
+    with write(st.engine) as conn:  # one transaction: the signature's nonce and the grant
+        dev = st.auth.authenticate(conn, call, st.clock())
         granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
     return LeaseResponse(block_size=st.config.block_size, leases=granted)
 
