@@ -145,6 +145,28 @@ def test_bad_signature_blocks_the_rest_of_the_batch(server: Harness) -> None:
     ]
 
 
+def test_a_resend_is_answered_from_the_stored_hashes_without_verifying_again(server: Harness) -> None:
+    """A record stored with the same hash is a duplicate on its hash alone (its signature was
+    verified when it was stored): even a resend whose signatures were mangled in transit is
+    acked duplicate, while a new record in the same batch is still verified."""
+    fake = server.enrolled()
+    recs = fake.make_records(4)
+    assert statuses(fake.push(recs[:3]).json()) == Counter({("accepted", None): 3})
+    wire = fake.batch(recs)
+    for r in wire["records"]:
+        r["sig"] = "A" * 86 + "=="  # a well-formed signature of nothing
+    body = fake.call("POST", "/v1/batches", wire).json()
+    assert [(a["status"], a.get("reason")) for a in body["acks"]] == [
+        ("duplicate", None),
+        ("duplicate", None),
+        ("duplicate", None),
+        ("rejected", "bad_signature"),  # the one the server does not hold yet
+    ]
+    with server.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(records)).scalar()
+    assert n == 3
+
+
 def test_provisional_token_gets_final_token(server: Harness) -> None:
     fake = server.enrolled()
     r1 = fake.make_record()
