@@ -441,7 +441,7 @@ def _settings_options(f: Any) -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option(
-    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: one per CPU core]."
+    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: one per core]."
 )
 @click.option("--http", type=click.Choice(["auto", "httptools", "h11"]), default="auto", show_default=True)
 @click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto", show_default=True)
