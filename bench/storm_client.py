@@ -37,6 +37,7 @@ class KioskRun:
     backoff: Backoff
     next: int = 0  # index of the next batch to send
     sent: int = 0  # POSTs, resends included
+    shed: int = 0  # of them answered 429/503 with a Retry-After (turned away before any work)
     acked_seq: int = 0
     finals: dict[int, str] = field(default_factory=dict)  # seq -> final token from the acks
     failed: str | None = None
@@ -181,6 +182,7 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
     tally.status[resp.status_code] += 1
     retry_after = retry_after_s(resp)
     if resp.status_code in SHED and retry_after is not None:
+        run.shed += 1
         tally.shed[resp.status_code] += 1
         tally.retry_after.append(retry_after)
         return run.backoff.next_delay(retry_after)

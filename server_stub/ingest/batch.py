@@ -25,7 +25,9 @@ How a batch is received (:func:`receive`), on one pooled connection:
 2. with no transaction open: the request signature, and the chain recomputed
    (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
    record's signature verified **except** those already stored with the same hash (records are
-   never deleted, so a hash seen stored is stored still): a resend costs hashing, not verifying;
+   never deleted, so a hash seen stored is stored still): a resend costs hashing, not verifying,
+   and a batch held in full is answered from the snapshot (its write transaction holds only the
+   nonce);
 3. one write transaction: the device's head and flags read again and its row locked
    (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) so a resent or concurrent batch of
    the same device is answered from committed state; the nonce; what the server holds; each
@@ -64,10 +66,27 @@ def _links(device: Device, batch: BatchRequest, known: set[str]) -> list[ChainLi
     )
 
 
-def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> set[str]:
-    """Hashes the server holds for the seqs of ``recs``."""
+def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> dict[str, str | None]:
+    """Hash -> final token of what the server holds for the seqs of ``recs``."""
     where = records.c.device_id == device_id, records.c.seq.between(recs[0].seq, recs[-1].seq)
-    return set(conn.execute(sa.select(records.c.hash).where(*where)).scalars())
+    rows = conn.execute(sa.select(records.c.hash, records.c.final_token).where(*where))
+    return {row.hash: row.final_token for row in rows}
+
+
+def _all_duplicates(
+    device: Device, links: list[ChainLink], known: dict[str, str | None]
+) -> BatchResponse | None:
+    """The answer to a batch the server holds in full (a resend whose acks were lost), from the
+    snapshot alone; None when any record is new."""
+    if not all(link.hash in known for link in links):
+        return None
+    acks = [
+        RecordAck(seq=link.record["seq"], status="duplicate", final_token=known[link.hash])
+        for link in links
+        if link.record is not None
+    ]
+    head = Head(seq=device.head_seq, hash=device.head_hash)
+    return BatchResponse(acks=acks, head=head, flagged=device.flagged_at is not None)
 
 
 def receive(
@@ -84,8 +103,12 @@ def receive(
         with read_only(conn):
             device, signed = auth.verify(conn, call, now)
             known = stored_hashes(conn, device.device_id, batch.records)
-        links = _links(device, batch, known)  # the expensive part, with no transaction open
+        links = _links(device, batch, set(known))  # the expensive part, with no transaction open
+        resent = _all_duplicates(device, links, known)
         with conn.begin():
+            if resent is not None:  # nothing to decide: only the nonce is written
+                auth.remember_nonce(conn, signed, now)
+                return resent
             locked = relock_device(conn, device)
             auth.remember_nonce(conn, signed, now)
             return ingest_links(conn, locked, batch, links, int(now * 1000), trust)
