@@ -131,6 +131,7 @@ def _figures(
         "shed_429": t.shed[429],
         "shed_503": t.shed[503],
         "retry_after_s": {f"{k:g}": v for k, v in sorted(Counter(t.retry_after).items())},
+        "retry_after_ignored": sum(r.early for r in fired.runs),  # attempts sooner than told
         "http_5xx": five,
         "client_timeouts": t.timeouts,
         "connection_errors": t.conn_errors,

@@ -42,6 +42,8 @@ class KioskRun:
     finals: dict[int, str] = field(default_factory=dict)  # seq -> final token from the acks
     failed: str | None = None
     history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic start, outcome)
+    told: tuple[float, float] | None = None  # (monotonic answer time, Retry-After) of the last shed
+    early: int = 0  # attempts made sooner after a shed than its Retry-After
 
     @property
     def done(self) -> bool:
@@ -167,6 +169,9 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
     run.sent += 1
     t0 = time.perf_counter()
     run.history.append((time.monotonic(), "?"))
+    if run.told is not None:
+        run.early += time.monotonic() - run.told[0] < run.told[1]
+        run.told = None
     try:
         resp = http.post(url + BATCHES, data=batch.body, headers=headers, timeout=timeout_s)
     except requests.Timeout:
@@ -183,6 +188,7 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
     retry_after = retry_after_s(resp)
     if resp.status_code in SHED and retry_after is not None:
         run.shed += 1
+        run.told = (time.monotonic(), retry_after)
         tally.shed[resp.status_code] += 1
         tally.retry_after.append(retry_after)
         return run.backoff.next_delay(retry_after)
