@@ -37,10 +37,17 @@ class DrainRate:
 
     slots: int
     mean_s: float = 0.5  # before anything is measured
-    weight: float = 0.05
+    weight: float = 0.2
+    measured: int = 0  # requests finished so far
 
     def done(self, took_s: float) -> None:
+        self.measured += 1
         self.mean_s += self.weight * (max(took_s, 1e-4) - self.mean_s)
+
+    @property
+    def known(self) -> bool:
+        """Enough requests finished for the rate to mean something (one per slot, twice over)."""
+        return self.measured >= 2 * self.slots
 
     def per_s(self) -> float:
         return self.slots / self.mean_s
@@ -67,7 +74,10 @@ class Gate:
         return len(self._waiting)
 
     def queue_room(self) -> int:
-        return max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
+        """What the worker drains in ``queue_wait_s``; until that is measured (the first burst
+        after a start), no more than its slots."""
+        room = max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
+        return room if self.drain.known else min(room, self.max_in_flight)
 
     async def enter(self) -> float | None:
         """Take a slot (waiting in the queue when there is room): the time it was taken, or None

@@ -408,13 +408,13 @@ _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
         "--max-in-flight",
         "max_in_flight",
         click.IntRange(1, 1000),
-        "Requests a worker runs at once; also its database connections (16).",
+        "Requests a worker runs at once; also its database connections (8).",
     ),
     (
         "--queue-wait-s",
         "queue_wait_s",
         click.FloatRange(0.01, 60),
-        "A worker queues what it drains in this long; beyond it callers get 429 + Retry-After (2).",
+        "A worker queues what it drains in this long; beyond it callers get 429 + Retry-After (1.5).",
     ),
     (
         "--shared-state",

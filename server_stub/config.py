@@ -81,8 +81,8 @@ class ServerConfig:
     enroll_failures_per_min: int = 60
     token_lookups_per_min: int = 30
     keys_dir: str = ""
-    max_in_flight: int = 16  # requests a worker runs at once (also its DB pool and thread pool)
-    queue_wait_s: float = 2.0  # beyond what a worker drains in this long, callers are shed (429)
+    max_in_flight: int = 8  # requests a worker runs at once (also its DB pool and thread pool)
+    queue_wait_s: float = 1.5  # beyond what a worker drains in this long, callers are shed (429)
     shared_state: str = ""  # "" = in this process / the database; "redis://host:6379/0" = shared by hosts
     global_rate_per_s: float = 0.0  # requests per second from all devices together; 0 = off
 

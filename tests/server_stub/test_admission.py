@@ -57,6 +57,14 @@ def test_shed_callers_get_appointments_spaced_at_the_drain_rate_with_jitter() ->
     assert gate.retry_after_s() <= 2
 
 
+def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> None:
+    gate = Gate(max_in_flight=4, queue_wait_s=10.0)
+    assert gate.queue_room() == 4  # not 4 / 0.5 s x 10 s = 80: the first burst is not over-admitted
+    for _ in range(8):
+        gate.drain.done(0.5)
+    assert gate.queue_room() == 80
+
+
 def test_the_appointment_never_exceeds_the_agents_backoff_cap() -> None:
     gate = Gate(max_in_flight=1, queue_wait_s=1.0, clock=FakeClock())
     gate.drain.mean_s = 10_000.0  # a worker that drains almost nothing
@@ -66,7 +74,7 @@ def test_the_appointment_never_exceeds_the_agents_backoff_cap() -> None:
 def test_the_queue_holds_what_drains_in_the_wait_and_hands_slots_over_in_order() -> None:
     async def scenario() -> tuple[list[object], int, int]:
         gate = Gate(max_in_flight=1, queue_wait_s=1.0)
-        gate.drain.mean_s = 0.5  # 2 a second: room for 2 waiting
+        gate.drain.mean_s, gate.drain.measured = 0.5, 10  # measured: 2 a second, room for 2 waiting
         first = await gate.enter()
         waiters = [asyncio.ensure_future(gate.enter()) for _ in range(2)]
         await asyncio.sleep(0)
