@@ -59,7 +59,7 @@ class _Ranges:
             raise Unavailable(f"at most {SERIAL_RANGE} serials can be taken at once")
         with self.lock:
             if self.end - self.next < n:  # the rest of the range is too short: a new one
-                start = int(conn.execute(sa.text("SELECT nextval('serial_ranges')")).scalar_one())
+                start = int(conn.execute(sa.select(sa.func.nextval("serial_ranges"))).scalar_one())
                 self.next, self.end = start, start + SERIAL_RANGE
             first = self.next
             self.next += n
