@@ -135,6 +135,7 @@ def _figures(
         "http_5xx": five,
         "client_timeouts": t.timeouts,
         "connection_errors": t.conn_errors,
+        "connection_error_kinds": dict(t.conn_error_kinds),
         "rejected": dict(t.rejected),
         "other_4xx": dict(t.errors),
         "accepted": t.accepted,
@@ -360,7 +361,8 @@ def _print_storm(s: dict[str, Any]) -> None:
         f"  Retry-After s: {s['retry_after_s'] or '-'}",
     )
     print(f"    5xx               {s['http_5xx']}   client timeouts {s['client_timeouts']}", end="")
-    print(f"   connection errors {s['connection_errors']}   statuses {s['status']}")
+    print(f"   connection errors {s['connection_errors']} {s['connection_error_kinds'] or ''}", end="")
+    print(f"   statuses {s['status']}")
     print(
         f"    batches per kiosk {s['batches_per_kiosk_mean']} mean, {s['batches_per_kiosk_max']} max"
         f" (needed {s['batches_per_kiosk_needed']}; POSTs incl. shed {s['posts_per_kiosk_mean']});"

@@ -60,6 +60,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)  # of admitted requests (not shed)
     timeouts: int = 0
     conn_errors: int = 0
+    conn_error_kinds: Counter[str] = field(default_factory=Counter)  # exception class names
     accepted: int = 0
     duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -72,6 +73,7 @@ class Tally:
         self.latencies += other.latencies
         self.timeouts += other.timeouts
         self.conn_errors += other.conn_errors
+        self.conn_error_kinds.update(other.conn_error_kinds)
         self.accepted += other.accepted
         self.duplicate += other.duplicate
         self.rejected.update(other.rejected)
@@ -86,6 +88,7 @@ class Schedule:
         self._open = n
         self._cond = threading.Condition()
         self._deadline_s = deadline_s
+        self._timing = False  # a worker is waiting for the heap's top to become ready
         self.deadline = float("inf")  # set by release()
         self.started = 0.0
 
@@ -99,15 +102,27 @@ class Schedule:
             self._cond.notify_all()
 
     def take(self) -> int | None:
+        """The next ready kiosk. One idle worker at a time watches the clock for the heap's top
+        (waking at most every 50 ms); the others sleep until notified, so a thousand idle
+        threads do not all wake for every appointment (that cost more CPU than the server)."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._open == 0 or now >= self.deadline:
+                    self._cond.notify_all()
                     return None
                 if self._heap and self._heap[0][0] <= now:
+                    self._cond.notify()  # another may be ready too, or must take over the clock
                     return heapq.heappop(self._heap)[1]
-                wait = self._heap[0][0] - now if self._heap else self.deadline - now
-                self._cond.wait(min(wait, self.deadline - now, 1.0))
+                if self._timing:
+                    self._cond.wait(5.0)
+                    continue
+                self._timing = True
+                try:
+                    wait = self._heap[0][0] - now if self._heap else self.deadline - now
+                    self._cond.wait(min(wait, self.deadline - now, 0.05))
+                finally:
+                    self._timing = False
 
     def put(self, i: int, at: float) -> None:
         with self._cond:
@@ -178,8 +193,10 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
         tally.timeouts += 1
         run.history[-1] = (run.history[-1][0], "timeout")
         return run.backoff.next_delay()
-    except requests.RequestException:
+    except requests.RequestException as exc:
         tally.conn_errors += 1
+        cause = exc.__context__ or exc
+        tally.conn_error_kinds[f"{type(exc).__name__}: {type(cause).__name__}"] += 1
         run.history[-1] = (run.history[-1][0], "connection")
         return run.backoff.next_delay()
     elapsed = time.perf_counter() - t0
