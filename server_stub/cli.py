@@ -467,6 +467,9 @@ def serve(
         "http": http,  # auto = httptools when installed (it is: uvicorn[standard]), else h11
         "loop": loop,  # auto = uvloop when installed
         "backlog": 4096,  # a storm's connections wait in the kernel, not refused
+        # Longer than a load balancer's idle timeout (60 s is usual) and than most Retry-After
+        # appointments: a kiosk coming back reuses its connection instead of racing its close.
+        "timeout_keep_alive": 75,
     }
     if workers == 1:
         from server_stub.app import create_app
