@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from server_stub.bodies import ASGIApp, Receive, Scope, Send
 
 GUARDED_PREFIX = "/v1/"
+QUEUE_SLOTS = 4  # the queue holds at most this many requests per slot
 MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait longer
 
 
@@ -74,10 +75,12 @@ class Gate:
         return len(self._waiting)
 
     def queue_room(self) -> int:
-        """What the worker drains in ``queue_wait_s``; until that is measured (the first burst
-        after a start), no more than its slots."""
+        """What the worker drains in ``queue_wait_s``, and never more than
+        :data:`QUEUE_SLOTS` times its slots (a rate measured on small requests before a storm is
+        optimistic until the storm's own requests finish); until the rate is measured at all (the
+        first burst after a start), no more than its slots."""
         room = max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
-        return room if self.drain.known else min(room, self.max_in_flight)
+        return min(room, (QUEUE_SLOTS if self.drain.known else 1) * self.max_in_flight)
 
     async def enter(self) -> float | None:
         """Take a slot (waiting in the queue when there is room): the time it was taken, or None

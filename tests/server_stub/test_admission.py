@@ -62,7 +62,14 @@ def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> 
     assert gate.queue_room() == 4  # not 4 / 0.5 s x 10 s = 80: the first burst is not over-admitted
     for _ in range(8):
         gate.drain.done(0.5)
-    assert gate.queue_room() == 80
+    assert gate.queue_room() == 16  # 80 drain in 10 s, but at most 4 per slot wait
+
+
+def test_the_queue_is_what_drains_in_the_wait_when_that_is_less() -> None:
+    gate = Gate(max_in_flight=4, queue_wait_s=1.0)
+    for _ in range(40):
+        gate.drain.done(2.0)  # 2 a second
+    assert gate.queue_room() == 2
 
 
 def test_the_appointment_never_exceeds_the_agents_backoff_cap() -> None:
