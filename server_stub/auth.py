@@ -115,24 +115,31 @@ class DeviceAuthenticator:
         self.global_limiter = global_limiter or MemoryLimiter(0, 1)
         self._count = 0
 
-    def authenticate(self, conn: Connection, call: SignedCall, now: float, *, lock: bool = False) -> Device:
-        """Verify a signed request and record its nonce, in ``conn``'s transaction (the caller
-        commits). Reads the device row once (``lock``: see :func:`read_device`).
-        Raises Unauthorized or RateLimited."""
-        device, signed = self.verify(conn, call, now, lock=lock)
-        self.remember_nonce(conn, signed, now)
-        return device
-
-    def verify(
-        self, conn: Connection, call: SignedCall, now: float, *, lock: bool = False
-    ) -> tuple[Device, SignedHeaders]:
-        """The rate limits, the device and its request signature (nothing written)."""
+    def admit(self, call: SignedCall, now: float) -> SignedHeaders:
+        """The signing headers parsed and the rate limits taken, before any transaction opens
+        (the limits may live in Redis: no network call inside a transaction)."""
         try:
             signed = parse_signed_headers(call.headers)
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
         self.global_limiter.take(GLOBAL_KEY, now)
         self.limiter.take(signed.device_id, now)
+        return signed
+
+    def authenticate(
+        self, conn: Connection, call: SignedCall, now: float, signed: SignedHeaders, *, lock: bool = False
+    ) -> Device:
+        """Verify an admitted request (:meth:`admit`) and record its nonce, in ``conn``'s
+        transaction (the caller commits). Reads the device row once (``lock``: see
+        :func:`read_device`). Raises Unauthorized."""
+        device = self.verify(conn, call, now, signed, lock=lock)
+        self.remember_nonce(conn, signed, now)
+        return device
+
+    def verify(
+        self, conn: Connection, call: SignedCall, now: float, signed: SignedHeaders, *, lock: bool = False
+    ) -> Device:
+        """The device and its request signature and time window (nothing written)."""
         device = current_device(conn, signed.device_id, lock=lock)
         try:
             verify_request(
@@ -140,7 +147,7 @@ class DeviceAuthenticator:
             )
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
-        return device, signed
+        return device
 
     def remember_nonce(self, conn: Connection, signed: SignedHeaders, now: float) -> None:
         """Record the request's nonce in ``conn``'s (write) transaction; Unauthorized when seen."""

@@ -99,9 +99,10 @@ def receive(
 ) -> BatchResponse:
     """Authenticate and ingest a signed ``POST /v1/batches`` (the steps of the module docstring)."""
     _check_shape(batch.records)
+    signed = auth.admit(call, now)
     with engine.connect() as conn:
         with read_only(conn):
-            device, signed = auth.verify(conn, call, now)
+            device = auth.verify(conn, call, now, signed)
             known = stored_hashes(conn, device.device_id, batch.records)
         links = _links(device, batch, set(known))  # the expensive part, with no transaction open
         resent = _all_duplicates(device, links, known)

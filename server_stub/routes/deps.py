@@ -102,8 +102,9 @@ SignedCallDep = Annotated[SignedCall, Depends(signed_call)]
 
 def signed_device(st: StateDep, call: SignedCallDep) -> Device:
     """The device that signed the request (its nonce recorded in a transaction of its own)."""
+    signed = st.auth.admit(call, st.clock())
     with write(st.engine) as conn:
-        return st.auth.authenticate(conn, call, st.clock())
+        return st.auth.authenticate(conn, call, st.clock(), signed)
 
 
 DeviceDep = Annotated[Device, Depends(signed_device)]

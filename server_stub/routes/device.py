@@ -68,8 +68,9 @@ def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep) -> Respon
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
 )
 def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep) -> LeaseResponse:
+    signed = st.auth.admit(call, st.clock())
     with write(st.engine) as conn:  # one transaction: the signature's nonce and the grant
-        dev = st.auth.authenticate(conn, call, st.clock())
+        dev = st.auth.authenticate(conn, call, st.clock(), signed)
         granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
     return LeaseResponse(block_size=st.config.block_size, leases=granted)
 
