@@ -37,7 +37,10 @@ class DrainRate:
     mean catches up within a few dozen requests once the worker is busy."""
 
     slots: int
-    mean_s: float = 0.5  # before anything is measured
+    # Before anything is measured: optimistic, so the first appointments are too close rather
+    # than too far (a caller back too soon is turned away again in a few ms; one sent away too
+    # long leaves the worker idle while it waits).
+    mean_s: float = 0.1
     weight: float = 0.2
     measured: int = 0  # requests finished so far
 

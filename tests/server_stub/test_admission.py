@@ -59,7 +59,7 @@ def test_shed_callers_get_appointments_spaced_at_the_drain_rate_with_jitter() ->
 
 def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> None:
     gate = Gate(max_in_flight=4, queue_wait_s=10.0)
-    assert gate.queue_room() == 4  # not 4 / 0.5 s x 10 s = 80: the first burst is not over-admitted
+    assert gate.queue_room() == 4  # not 4 / 0.1 s x 10 s = 400: the first burst is not over-admitted
     for _ in range(8):
         gate.drain.done(0.5)
     assert gate.queue_room() == 16  # 80 drain in 10 s, but at most 4 per slot wait
