@@ -108,6 +108,8 @@ class ServerProcess:
         if self.proc is not None:
             raise AgentError(f"the server on {self.url} is already running")
         serve = ["serve", "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
+        if "--workers" not in self.serve_args:  # `serve` defaults to one per core; a test needs one
+            serve += ["--workers", "1"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv(*serve, *self.serve_args), stdout=log, stderr=log, env=self.env

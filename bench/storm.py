@@ -70,6 +70,7 @@ class Options:
     backoff_base_s: float = 2.0  # the agent's [sync] backoff_base_s / backoff_cap_s
     backoff_cap_s: float = 900.0
     rate_limit: float | None = None  # None: the server's default
+    serve_flags: tuple[str, ...] = ()  # more `serve` flags, e.g. ("--max-in-flight", "4")
     seed: int = 1
 
     def backlog(self) -> dict[str, Any]:
@@ -113,7 +114,8 @@ def _figures(
 ) -> dict[str, Any]:
     t = fired.tally
     acked = sum(r.acked_seq for r in fired.runs)
-    sent = [r.sent for r in fired.runs]
+    sent = [r.sent - r.shed for r in fired.runs]  # batches the server took in (not turned away)
+    posts = [r.sent for r in fired.runs]
     five = sum(n for s, n in t.status.items() if s >= 500) - t.shed[503]  # a 503 without Retry-After
     per_record_us = server_cpu / acked * 1e6 if acked else None
     answered = sum(t.status.values())
@@ -129,15 +131,18 @@ def _figures(
         "shed_429": t.shed[429],
         "shed_503": t.shed[503],
         "retry_after_s": {f"{k:g}": v for k, v in sorted(Counter(t.retry_after).items())},
+        "retry_after_ignored": sum(r.early for r in fired.runs),  # attempts sooner than told
         "http_5xx": five,
         "client_timeouts": t.timeouts,
         "connection_errors": t.conn_errors,
+        "connection_error_kinds": dict(t.conn_error_kinds),
         "rejected": dict(t.rejected),
         "other_4xx": dict(t.errors),
         "accepted": t.accepted,
         "duplicate": t.duplicate,
         "batches_per_kiosk_mean": round(statistics.fmean(sent), 3) if sent else 0.0,
         "batches_per_kiosk_max": max(sent, default=0),
+        "posts_per_kiosk_mean": round(statistics.fmean(posts), 3) if posts else 0.0,
         "batches_per_kiosk_needed": round(statistics.fmean(len(r.kiosk.batches) for r in fired.runs), 3),
         "kiosks_unfinished": sum(1 for r in fired.runs if not r.done),
         "kiosks_failed": sum(1 for r in fired.runs if r.failed),
@@ -214,7 +219,7 @@ def storm(
 ) -> dict[str, Any]:
     """Start a server on a fresh ``db``, run one storm, stop it: the figures and ``integrity``."""
     opts = opts or Options()
-    with serve(db, workers, rate_limit=opts.rate_limit) as server:
+    with serve(db, workers, rate_limit=opts.rate_limit, flags=opts.serve_flags) as server:
         warm_up(server, workers, opts)
         result = storm_on(server, kiosks, records, concurrency, opts)
     return {"db": _db_kind(db), "workers": workers, **result}
@@ -292,7 +297,9 @@ def run(plan: Plan) -> dict[str, Any]:
     servers = []
     for workers in plan.workers:
         one: dict[str, Any] = {"workers": workers, "storms": []}
-        with serve(plan.db, workers, rate_limit=plan.options.rate_limit) as server:
+        with serve(
+            plan.db, workers, rate_limit=plan.options.rate_limit, flags=plan.options.serve_flags
+        ) as server:
             warm_up(server, workers, plan.options)
             if plan.storm:
                 for c in plan.concurrency:
@@ -354,10 +361,12 @@ def _print_storm(s: dict[str, Any]) -> None:
         f"  Retry-After s: {s['retry_after_s'] or '-'}",
     )
     print(f"    5xx               {s['http_5xx']}   client timeouts {s['client_timeouts']}", end="")
-    print(f"   connection errors {s['connection_errors']}   statuses {s['status']}")
+    print(f"   connection errors {s['connection_errors']} {s['connection_error_kinds'] or ''}", end="")
+    print(f"   statuses {s['status']}")
     print(
         f"    batches per kiosk {s['batches_per_kiosk_mean']} mean, {s['batches_per_kiosk_max']} max"
-        f" (needed {s['batches_per_kiosk_needed']}); unfinished kiosks {s['kiosks_unfinished']}"
+        f" (needed {s['batches_per_kiosk_needed']}; POSTs incl. shed {s['posts_per_kiosk_mean']});"
+        f" unfinished kiosks {s['kiosks_unfinished']}"
     )
     pg = s["pg_backend_cpu_us_per_record"]
     print(
@@ -427,6 +436,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds for a storm to drain")
     ap.add_argument("--spread", type=float, default=0.0, help="spread first attempts over S seconds")
     ap.add_argument("--rate-limit", type=float, default=None, help="serve --rate-limit (default: server's)")
+    ap.add_argument(
+        "--max-in-flight", type=int, default=None, help="serve --max-in-flight (default: server's)"
+    )
+    ap.add_argument("--queue-wait", type=float, default=None, help="serve --queue-wait-s (default: server's)")
     ap.add_argument("--no-storm", action="store_true")
     ap.add_argument("--lease-storm", action="store_true")
     ap.add_argument("--lease-devices", type=int, default=200)
@@ -435,6 +448,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--resend-kiosks", type=int, default=50)
     ap.add_argument("--json", action="store_true")
     return ap
+
+
+def _serve_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    flags: list[str] = []
+    if args.max_in_flight is not None:
+        flags += ["--max-in-flight", str(args.max_in_flight)]
+    if args.queue_wait is not None:
+        flags += ["--queue-wait-s", str(args.queue_wait)]
+    return tuple(flags)
 
 
 def main() -> None:
@@ -447,6 +469,7 @@ def main() -> None:
         deadline_s=args.deadline,
         spread_s=args.spread,
         rate_limit=args.rate_limit,
+        serve_flags=_serve_flags(args),
     )
     plan = Plan(
         db=args.db,

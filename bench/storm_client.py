@@ -37,10 +37,13 @@ class KioskRun:
     backoff: Backoff
     next: int = 0  # index of the next batch to send
     sent: int = 0  # POSTs, resends included
+    shed: int = 0  # of them answered 429/503 with a Retry-After (turned away before any work)
     acked_seq: int = 0
     finals: dict[int, str] = field(default_factory=dict)  # seq -> final token from the acks
     failed: str | None = None
     history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic start, outcome)
+    told: tuple[float, float] | None = None  # (monotonic answer time, Retry-After) of the last shed
+    early: int = 0  # attempts made sooner after a shed than its Retry-After
 
     @property
     def done(self) -> bool:
@@ -57,6 +60,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)  # of admitted requests (not shed)
     timeouts: int = 0
     conn_errors: int = 0
+    conn_error_kinds: Counter[str] = field(default_factory=Counter)  # exception class names
     accepted: int = 0
     duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -69,6 +73,7 @@ class Tally:
         self.latencies += other.latencies
         self.timeouts += other.timeouts
         self.conn_errors += other.conn_errors
+        self.conn_error_kinds.update(other.conn_error_kinds)
         self.accepted += other.accepted
         self.duplicate += other.duplicate
         self.rejected.update(other.rejected)
@@ -83,6 +88,7 @@ class Schedule:
         self._open = n
         self._cond = threading.Condition()
         self._deadline_s = deadline_s
+        self._timing = False  # a worker is waiting for the heap's top to become ready
         self.deadline = float("inf")  # set by release()
         self.started = 0.0
 
@@ -96,15 +102,27 @@ class Schedule:
             self._cond.notify_all()
 
     def take(self) -> int | None:
+        """The next ready kiosk. One idle worker at a time watches the clock for the heap's top
+        (waking at most every 50 ms); the others sleep until notified, so a thousand idle
+        threads do not all wake for every appointment (that cost more CPU than the server)."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._open == 0 or now >= self.deadline:
+                    self._cond.notify_all()
                     return None
                 if self._heap and self._heap[0][0] <= now:
+                    self._cond.notify()  # another may be ready too, or must take over the clock
                     return heapq.heappop(self._heap)[1]
-                wait = self._heap[0][0] - now if self._heap else self.deadline - now
-                self._cond.wait(min(wait, self.deadline - now, 1.0))
+                if self._timing:
+                    self._cond.wait(5.0)
+                    continue
+                self._timing = True
+                try:
+                    wait = self._heap[0][0] - now if self._heap else self.deadline - now
+                    self._cond.wait(min(wait, self.deadline - now, 0.05))
+                finally:
+                    self._timing = False
 
     def put(self, i: int, at: float) -> None:
         with self._cond:
@@ -166,14 +184,19 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
     run.sent += 1
     t0 = time.perf_counter()
     run.history.append((time.monotonic(), "?"))
+    if run.told is not None:
+        run.early += time.monotonic() - run.told[0] < run.told[1]
+        run.told = None
     try:
         resp = http.post(url + BATCHES, data=batch.body, headers=headers, timeout=timeout_s)
     except requests.Timeout:
         tally.timeouts += 1
         run.history[-1] = (run.history[-1][0], "timeout")
         return run.backoff.next_delay()
-    except requests.RequestException:
+    except requests.RequestException as exc:
         tally.conn_errors += 1
+        cause = exc.__context__ or exc
+        tally.conn_error_kinds[f"{type(exc).__name__}: {type(cause).__name__}"] += 1
         run.history[-1] = (run.history[-1][0], "connection")
         return run.backoff.next_delay()
     elapsed = time.perf_counter() - t0
@@ -181,6 +204,8 @@ def attempt(http: requests.Session, url: str, run: KioskRun, tally: Tally, timeo
     tally.status[resp.status_code] += 1
     retry_after = retry_after_s(resp)
     if resp.status_code in SHED and retry_after is not None:
+        run.shed += 1
+        run.told = (time.monotonic(), retry_after)
         tally.shed[resp.status_code] += 1
         tally.retry_after.append(retry_after)
         return run.backoff.next_delay(retry_after)

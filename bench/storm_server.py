@@ -238,7 +238,12 @@ def _enroll_all(url: str, kiosks: list[SimKiosk], codes: list[str], workers: int
 
 @contextlib.contextmanager
 def serve(
-    db: str, workers: int, *, rate_limit: float | None = None, workdir: Path | None = None
+    db: str,
+    workers: int,
+    *,
+    rate_limit: float | None = None,
+    workdir: Path | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """A fresh database and `kiosk-server serve --workers N` on it, with one LSP."""
     with contextlib.ExitStack() as stack:
@@ -254,6 +259,7 @@ def serve(
         args += ["--log-level", "warning"]
         if rate_limit is not None:
             args += ["--rate-limit", str(rate_limit)]
+        args += list(flags)
         log = tmp / "server.log"
         url, pid = stack.enter_context(process(server_argv(db_url, *args), tmp, log))
         yield Server(url, pid, db_url, engine, lsp_id, log)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy.engine import Engine
 
-from server_stub.auth import DeviceAuthenticator, RateLimiter
+from server_stub.admission import Admission, Gate
+from server_stub.auth import DeviceAuthenticator
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.console import ROUTERS as CONSOLE_ROUTERS
 from server_stub.db import make_engine
 from server_stub.keys import KeySource, ServerKeys, load_keys
-from server_stub.limits import DatabaseCounter
 from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
 from server_stub.routes import ROUTERS, AppState, handlers
+from server_stub.shared import open_shared_state
 
 
 def create_app(
@@ -34,20 +37,21 @@ def create_app(
     """The app on ``config``; ``keys`` default to the key files / environment (ConfigError when
     missing: run ``kiosk-server init``)."""
     keys = keys or load_keys(KeySource.at(config.keys_path()))
-    engine = engine or make_engine(config.db)
-    limiter = RateLimiter(config.rate_per_s, config.rate_burst)
+    engine = engine or make_engine(config.db, connections=pool_size(config))
+    shared = open_shared_state(config, engine)
     app = FastAPI(
         title="kiosk-agent central server",
         version="1",
         description="Enrollment, token leases, signed idempotent ingest and reconciliation.",
+        lifespan=_threads(config),
     )
     app.state.kiosk = AppState(
         config=config,
         engine=engine,
         clock=clock,
-        auth=DeviceAuthenticator(config.max_skew_s, limiter),
+        auth=DeviceAuthenticator(config.max_skew_s, shared.limiter, shared.global_limiter),
         keys=keys,
-        counter=DatabaseCounter(engine),
+        counter=shared.counter,
     )
     handlers.install(app)
     for router in (*ROUTERS, *CONSOLE_ROUTERS):
@@ -57,9 +61,28 @@ def create_app(
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
     # costs as much as the request unless it is compressed too.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    app.state.metrics = Metrics()  # outermost: every answer counts, 413s and 415s too
+    # Outermost: a request beyond what the worker can take is answered before anything else runs.
+    app.add_middleware(Admission, gate=Gate(config.max_in_flight, config.queue_wait_s))
+    app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+def pool_size(config: ServerConfig) -> int:
+    """Database connections per worker: one per request slot, and two for health checks."""
+    return config.max_in_flight + 2
+
+
+def _threads(config: ServerConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Handlers run in anyio's thread pool: as many threads as connections, so a thread never
+    waits for a connection (a pool wait would be a 503) and no thread idles on the GIL."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = pool_size(config)
+        yield
+
+    return lifespan
 
 
 def create_app_from_env() -> FastAPI:

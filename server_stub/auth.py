@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import threading
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from server_stub.admin import sha256_hex
 from server_stub.db import devices, is_postgres, kiosks, lsps, nonces
-from server_stub.errors import Forbidden, RateLimited, Unauthorized
+from server_stub.errors import Forbidden, Unauthorized
+from server_stub.shared import GLOBAL_KEY, Limiter, MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
-from sync.wire.signing import SignatureError, parse_signed_headers, verify_request
+from sync.wire.signing import SignatureError, SignedHeaders, parse_signed_headers, verify_request
 
 _NONCE_SWEEP_EVERY = 256
 
@@ -55,30 +55,6 @@ class SignedCall:
     digest_hex: str
 
 
-class RateLimiter:
-    """A token bucket per key, in this worker's memory (N workers allow N times the rate)."""
-
-    def __init__(self, rate_per_s: float, burst: int) -> None:
-        self.rate = rate_per_s
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str, now: float) -> None:
-        if self.rate <= 0:
-            return
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                retry = max(1, math.ceil((1.0 - tokens) / self.rate))
-                raise RateLimited(f"too many requests from this device; retry in {retry} s", retry)
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > 100_000:  # forget idle devices
-                self._buckets.clear()
-
-
 def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device | None:
     """The device row with its kiosk's LSP; ``lock`` holds the row (``FOR UPDATE`` on PostgreSQL,
     the write lock the transaction already took on SQLite) until the transaction ends."""
@@ -105,34 +81,77 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
     )
 
 
+def current_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device:
+    """The enrolled, unrevoked device ``device_id`` (:func:`read_device`); Unauthorized otherwise."""
+    device = read_device(conn, device_id, lock=lock)
+    if device is None:
+        raise Unauthorized("this device is not enrolled", code="unknown_device")
+    if device.revoked_at is not None:
+        raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+    return device
+
+
+def relock_device(conn: Connection, device: Device) -> Device:
+    """``device`` with its changing fields (head, flag, revocation) read again in ``conn``'s write
+    transaction and the row locked (``FOR UPDATE`` on PostgreSQL); Unauthorized when revoked since."""
+    query = sa.select(devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at)
+    query = query.where(devices.c.device_id == device.device_id)
+    row = conn.execute(query.with_for_update() if is_postgres(conn) else query).one()
+    if row.revoked_at is not None:
+        raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+    return dataclasses.replace(
+        device, head_seq=row.head_seq, head_hash=row.head_hash, flagged_at=row.flagged_at
+    )
+
+
 class DeviceAuthenticator:
-    def __init__(self, max_skew_s: int, limiter: RateLimiter) -> None:
+    """Signed requests: the rate limits first (on the device id the request claims, before any
+    lookup or signature check: a flood costs a bucket look-up, not a verify), then the device
+    row, the signature and the time window, then the nonce."""
+
+    def __init__(self, max_skew_s: int, limiter: Limiter, global_limiter: Limiter | None = None) -> None:
         self.max_skew_s = max_skew_s
         self.limiter = limiter
+        self.global_limiter = global_limiter or MemoryLimiter(0, 1)
         self._count = 0
 
-    def authenticate(self, conn: Connection, call: SignedCall, now: float, *, lock: bool = False) -> Device:
-        """Verify a signed request and record its nonce, in ``conn``'s transaction (the caller
-        commits). Reads the device row once (``lock``: see :func:`read_device`).
-        Raises Unauthorized or RateLimited."""
+    def admit(self, call: SignedCall, now: float) -> SignedHeaders:
+        """The signing headers parsed and the rate limits taken, before any transaction opens
+        (the limits may live in Redis: no network call inside a transaction)."""
         try:
             signed = parse_signed_headers(call.headers)
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
-        device = read_device(conn, signed.device_id, lock=lock)
-        if device is None:
-            raise Unauthorized("this device is not enrolled", code="unknown_device")
-        if device.revoked_at is not None:
-            raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+        self.global_limiter.take(GLOBAL_KEY, now)
+        self.limiter.take(signed.device_id, now)
+        return signed
+
+    def authenticate(
+        self, conn: Connection, call: SignedCall, now: float, signed: SignedHeaders, *, lock: bool = False
+    ) -> Device:
+        """Verify an admitted request (:meth:`admit`) and record its nonce, in ``conn``'s
+        transaction (the caller commits). Reads the device row once (``lock``: see
+        :func:`read_device`). Raises Unauthorized."""
+        device = self.verify(conn, call, now, signed, lock=lock)
+        self.remember_nonce(conn, signed, now)
+        return device
+
+    def verify(
+        self, conn: Connection, call: SignedCall, now: float, signed: SignedHeaders, *, lock: bool = False
+    ) -> Device:
+        """The device and its request signature and time window (nothing written)."""
+        device = current_device(conn, signed.device_id, lock=lock)
         try:
             verify_request(
                 device.public_key, signed, call.method, call.path, call.digest_hex, now, self.max_skew_s
             )
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
-        self.limiter.take(signed.device_id, now)
-        self._remember_nonce(conn, signed.device_id, signed.nonce, now)
         return device
+
+    def remember_nonce(self, conn: Connection, signed: SignedHeaders, now: float) -> None:
+        """Record the request's nonce in ``conn``'s (write) transaction; Unauthorized when seen."""
+        self._remember_nonce(conn, signed.device_id, signed.nonce, now)
 
     def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
         expires = int(now) + 2 * self.max_skew_s + 1

@@ -644,6 +644,30 @@ _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
         click.IntRange(1, 10**6),
         "Console: ... per address (30).",
     ),
+    (
+        "--max-in-flight",
+        "max_in_flight",
+        click.IntRange(1, 1000),
+        "Requests a worker runs at once; also its database connections (8).",
+    ),
+    (
+        "--queue-wait-s",
+        "queue_wait_s",
+        click.FloatRange(0.01, 60),
+        "A worker queues what it drains in this long; beyond it callers get 429 + Retry-After (1.5).",
+    ),
+    (
+        "--shared-state",
+        "shared_state",
+        click.STRING,
+        "Where rate limits live: empty = this host (memory + database), or redis://HOST:6379/0.",
+    ),
+    (
+        "--global-rate-limit",
+        "global_rate_per_s",
+        click.FloatRange(0),
+        "Requests per second from all kiosks together; 0 = off (0).",
+    ),
 )
 
 
@@ -656,7 +680,11 @@ def _settings_options(f: Any) -> Any:
 @cli.command(help="Serve the HTTP API with uvicorn (migrates the database and checks the keys first).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: one per core]."
+)
+@click.option("--http", type=click.Choice(["auto", "httptools", "h11"]), default="auto", show_default=True)
+@click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto", show_default=True)
 @_settings_options
 @click.option(
     "--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"])
@@ -670,12 +698,21 @@ def _settings_options(f: Any) -> Any:
 )
 @click.pass_obj
 def serve(
-    obj: Ctx, host: str, port: int, workers: int, log_level: str, log_format: str, **settings: Any
+    obj: Ctx,
+    host: str,
+    port: int,
+    workers: int | None,
+    http: str,
+    loop: str,
+    log_level: str,
+    log_format: str,
+    **settings: Any,
 ) -> None:
     import uvicorn
 
     from server_stub.logs import uvicorn_log_config
 
+    workers = workers or max(1, os.cpu_count() or 1)
     config = obj.config.replace(**settings)
     admin.init_server(obj.engine(require_schema=False), _now_ms(), config.keys_path())
     common: dict[str, Any] = {
@@ -684,6 +721,12 @@ def serve(
         "log_level": log_level,
         "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
+        "http": http,  # auto = httptools when installed (it is: uvicorn[standard]), else h11
+        "loop": loop,  # auto = uvloop when installed
+        "backlog": 4096,  # a storm's connections wait in the kernel, not refused
+        # Longer than a load balancer's idle timeout (60 s is usual) and than most Retry-After
+        # appointments: a kiosk coming back reuses its connection instead of racing its close.
+        "timeout_keep_alive": 75,
     }
     log_config = uvicorn_log_config(log_format, log_level)
     if log_config is not None:

@@ -56,6 +56,12 @@ class ServerConfig:
       older than ``offline_after_hours`` (or never) *offline*. ``login_failures_per_user`` /
       ``login_failures_per_ip``: wrong passwords per 15 minutes before that user name / address
       must wait for the window to end (counted in the database: every worker shares them).
+    - Load (see docs/DEPLOYMENT.md): a worker runs at most ``max_in_flight`` requests at once
+      (its database pool and thread pool are sized to it) and queues what it drains in
+      ``queue_wait_s``; beyond that a caller is answered 429 with a ``Retry-After``
+      (:mod:`server_stub.admission`). ``shared_state``: where the rate limits live; empty = this
+      process and the database (one host), ``redis://...`` = shared by every host.
+      ``global_rate_per_s``: requests per second from all devices together (0 = no limit).
     - ``keys_dir``: the folder of the server's key files (0700, files 0600); empty means beside the
       SQLite file, or ``./server-data/keys`` for PostgreSQL.
 
@@ -102,6 +108,10 @@ class ServerConfig:
     sla_heartbeat_days: int = 25
     sla_rules: str = "sync,heartbeat,fork"
     metrics_token: str = ""
+    max_in_flight: int = 8  # requests a worker runs at once (also its DB pool and thread pool)
+    queue_wait_s: float = 1.5  # beyond what a worker drains in this long, callers are shed (429)
+    shared_state: str = ""  # "" = in this process / the database; "redis://host:6379/0" = shared by hosts
+    global_rate_per_s: float = 0.0  # requests per second from all devices together; 0 = off
 
     def __post_init__(self) -> None:
         if not self.db or "://" not in self.db:
@@ -124,17 +134,24 @@ class ServerConfig:
             "offline_after_hours",
             "login_failures_per_user",
             "login_failures_per_ip",
+            "max_in_flight",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if self.catalog_grace_hours < 0:
             raise ConfigError("catalog_grace_hours must be at least 0")
+        if self.block_size * self.max_blocks_per_request > 100_000:  # leases.SERIAL_RANGE
+            raise ConfigError("block_size x max_blocks_per_request must be at most 100000 serials")
         if self.lease_cap_max < self.lease_cap_min:
             raise ConfigError("lease_cap_max must be at least lease_cap_min")
         if self.clock_tolerance_s > self.future_margin_s:
             raise ConfigError("clock_tolerance_s must not be above future_margin_s")
         if self.rate_per_s < 0 or self.rate_burst < 1:
             raise ConfigError("rate_per_s must be >= 0 and rate_burst >= 1")
+        if self.queue_wait_s <= 0 or self.global_rate_per_s < 0:
+            raise ConfigError("queue_wait_s must be above 0 and global_rate_per_s at least 0")
+        if self.shared_state and not self.shared_state.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("shared_state must be empty or a redis:// URL (e.g. redis://127.0.0.1:6379/0)")
         self._check_sla()
 
     def _check_sla(self) -> None:

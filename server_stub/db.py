@@ -8,8 +8,9 @@ never waits for a writer. Never open a second connection while a write transacti
 SQLite it would wait on its own lock): load what a request needs first. A plain
 ``engine.begin()`` / ``engine.connect()`` counts as a write.
 
-PostgreSQL serialises per-device ingest with ``SELECT ... FOR UPDATE`` on the device row and the
-serial space with a single-row ``UPDATE ... RETURNING``.
+PostgreSQL serialises per-device ingest with ``SELECT ... FOR UPDATE`` on the device row; serials
+come from ranges a worker reserves with a ``SEQUENCE`` (:mod:`server_stub.leases`), SQLite keeps
+the single-row ``UPDATE ... RETURNING``.
 
 A SQLite database file (and its -wal/-shm) is made 0600; the folder is created 0700, and a looser
 existing folder is reported in the log. The server's private keys are never stored here
@@ -269,6 +270,18 @@ def read(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def read_only(conn: Connection) -> Iterator[Connection]:
+    """A read transaction on an open connection (deferred on SQLite), ended at the end of the
+    block, so the same connection can begin a write transaction next."""
+    conn.execution_options(**{_READ_ONLY: True})
+    try:
+        with conn.begin():
+            yield conn
+    finally:
+        conn.execution_options(**{_READ_ONLY: False})
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` 0600 if missing; tighten it (and its -wal/-shm) if looser."""
     if not path.exists():
@@ -299,8 +312,10 @@ def warn_if_open(engine: Engine) -> None:
         log.warning("%s can be read by other users; make it 0700 (chmod 700)", folder)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; creates the directory of a SQLite file."""
+def make_engine(url: str, connections: int = 20) -> Engine:
+    """An engine for ``url`` with a pool of ``connections`` (no pre-ping: a dead connection fails
+    its request with a 503 and is replaced; the pool is sized to the worker's request slots, so
+    a request never waits long for one); creates the directory of a SQLite file."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
@@ -311,13 +326,16 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             private_dir(Path(parsed.database).parent)
             _private_file(Path(parsed.database))
-            pool["pool_timeout"] = 10  # a file database has a queue pool; :memory: has one connection
+            # a file database has a queue pool; :memory: has one connection
+            pool.update(pool_timeout=10, pool_size=connections, max_overflow=2)
         engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10)
+        return sa.create_engine(
+            parsed, pool_size=connections, max_overflow=2, pool_timeout=10, pool_recycle=1800
+        )
     raise ConfigError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 

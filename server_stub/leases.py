@@ -1,9 +1,17 @@
 """Token leases: disjoint blocks of one global serial space, signed by the server.
 
-The serial space is a single counter row advanced with ``UPDATE ... RETURNING`` inside the
-caller's transaction: on PostgreSQL the row lock, on SQLite the write lock, make the step
-atomic across threads, workers and processes, so two blocks can never overlap.
-Final tokens for provisional records come from the same counter.
+The serial space is handed out so that two blocks can never overlap, across threads, workers,
+processes and hosts:
+
+- PostgreSQL: each process reserves ranges of :data:`SERIAL_RANGE` serials with ``nextval`` on the
+  ``serial_ranges`` sequence (migration 0003) and hands them out from memory under a lock. A
+  sequence takes no row lock and is never rolled back, so no transaction waits on another for a
+  serial (the old counter row was the top lock wait in every storm); the cost is up to one range
+  left unused per engine (process start), and serials a rolled-back transaction took are skipped.
+- SQLite: a single counter row advanced with ``UPDATE ... RETURNING`` inside the caller's
+  transaction (the write lock makes it atomic; there is one writer at a time anyway).
+
+Final tokens for provisional records come from the same space.
 
 Bounded (:func:`grant`): a device may hold at most its cap of **unused** serials (leased to it
 and not yet seen in a record): ``lease_cap_days`` days of its observed rate (tokens the server
@@ -17,12 +25,14 @@ the same id from the same device gets the very same leases again (a lost answer 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from server_stub.config import ServerConfig
-from server_stub.db import devices, leases, records, serial_counter
+from server_stub.db import devices, is_postgres, leases, records, serial_counter
 from server_stub.errors import Conflict, Unavailable
 from server_stub.keys import ServerKeys
 from sync.wire.protocol import Lease, LeaseRequest
@@ -34,8 +44,44 @@ RATE_WINDOW_DAYS = 14
 DAY_MS = 86_400_000
 
 
+SERIAL_RANGE = 100_000  # serials per nextval of serial_ranges (= migration 0003's)
+
+
+class _Ranges:
+    """This process's current range on PostgreSQL: [next, end)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next = self.end = 0
+
+    def take(self, conn: Connection, n: int) -> int:
+        if n > SERIAL_RANGE:
+            raise Unavailable(f"at most {SERIAL_RANGE} serials can be taken at once")
+        with self.lock:
+            if self.end - self.next < n:  # the rest of the range is too short: a new one
+                start = int(conn.execute(sa.select(sa.func.nextval("serial_ranges"))).scalar_one())
+                self.next, self.end = start, start + SERIAL_RANGE
+            first = self.next
+            self.next += n
+        if first + n > SERIAL_LIMIT:
+            raise Unavailable("the token serial space is exhausted")
+        return first
+
+
+_RANGES: weakref.WeakKeyDictionary[Engine, _Ranges] = weakref.WeakKeyDictionary()
+_RANGES_LOCK = threading.Lock()
+
+
+def _ranges(conn: Connection) -> _Ranges:
+    """The ranges of ``conn``'s engine (one database: a range is never used in another)."""
+    with _RANGES_LOCK:
+        return _RANGES.setdefault(conn.engine, _Ranges())
+
+
 def take_serials(conn: Connection, n: int) -> int:
     """Reserve ``n`` consecutive serials; returns the first."""
+    if is_postgres(conn):
+        return _ranges(conn).take(conn, n)
     stmt = (
         serial_counter.update()
         .where(serial_counter.c.id == 1)

@@ -2,12 +2,11 @@
 
 :class:`WindowCounter` is the interface (add to a key's count in the current window, get the new
 count). :class:`DatabaseCounter` keeps the counts in the server's own database (``rate_windows``:
-one row per key), so N uvicorn workers, or N hosts on one PostgreSQL, share them; another store
-(Redis) is one more class with the same method.
+one row per key), so N uvicorn workers, or N hosts on one PostgreSQL, share them;
+:class:`server_stub.shared.RedisCounter` keeps them in Redis (``[server] shared_state``).
 
 Used for failed enrollment attempts (one global key) and token follow-up lookups (one key per
-device). The per-device request rate of :class:`server_stub.auth.RateLimiter` stays in worker
-memory: it is a shield against floods, not a security limit.
+device). The request rates (per device, all devices) are token buckets in :mod:`server_stub.shared`.
 
 A counter opens its own short write transaction: call it before or after a request's own write
 transaction, never inside one.

@@ -10,8 +10,9 @@
 - ``kiosk_server_ingest_seconds``: histogram of a batch's ingest and commit.
 - ``kiosk_server_lease_grants_total`` and ``kiosk_server_lease_serials_total``: blocks granted.
 - ``kiosk_server_kiosks{state}``: kiosks by state, computed from the database at each scrape
-  (``online``: a heartbeat within :data:`STALE_AFTER_MS`; ``stale``: older; ``offline``: none for
-  :data:`OFFLINE_AFTER_MS` or never; ``not_enrolled``; ``revoked``: every device revoked).
+  (``online``: a heartbeat within ``stale_after_minutes``; ``stale``: older; ``offline``: none for
+  ``offline_after_hours`` or never; ``not_enrolled``; ``revoked``: every device revoked), by the
+  console's rule (:func:`server_stub.console.network.kiosk_states`).
 
 Several workers (``serve --workers N``) share their counts through prometheus_client's
 multiprocess mode: ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder (or empties the
@@ -31,22 +32,20 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from server_stub.db import devices, kiosks, read
+from server_stub.config import ServerConfig
+from server_stub.db import read
 from server_stub.errors import Forbidden, Unauthorized
 from sync.wire.protocol import RecordAck
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STALE_AFTER_MS = 30 * 60_000
-OFFLINE_AFTER_MS = 24 * 3_600_000
 KIOSK_STATES = ("online", "stale", "offline", "not_enrolled", "revoked")
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 INGEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -161,40 +160,18 @@ class MetricsMiddleware:
             self.metrics.answered(str(route), scope["method"], status)
 
 
-def kiosk_states(conn: Connection, now_ms: int) -> dict[str, int]:
-    """How many kiosks are in each of :data:`KIOSK_STATES`, by their devices' last heartbeats."""
-    last: dict[str, int | None] = {}
-    live: dict[str, bool] = {}
-    for d in conn.execute(sa.select(devices.c.kiosk_code, devices.c.revoked_at, devices.c.last_heartbeat_at)):
-        live[d.kiosk_code] = live.get(d.kiosk_code, False) or d.revoked_at is None
-        beat = d.last_heartbeat_at
-        if beat is not None and (last.get(d.kiosk_code) or 0) < beat:
-            last[d.kiosk_code] = beat
-    counts = dict.fromkeys(KIOSK_STATES, 0)
-    for code in conn.execute(sa.select(kiosks.c.kiosk_code)).scalars():
-        counts[_state(code, live, last.get(code), now_ms)] += 1
-    return counts
-
-
-def _state(code: str, live: dict[str, bool], beat: int | None, now_ms: int) -> str:
-    if code not in live:
-        return "not_enrolled"
-    if not live[code]:
-        return "revoked"
-    if beat is None or now_ms - beat > OFFLINE_AFTER_MS:
-        return "offline"
-    return "stale" if now_ms - beat > STALE_AFTER_MS else "online"
-
-
 class KioskStates(Collector):
     """``kiosk_server_kiosks{state}``, read from the database when scraped."""
 
-    def __init__(self, engine: Engine, now_ms: Callable[[], int]) -> None:
-        self.engine, self.now_ms = engine, now_ms
+    def __init__(self, engine: Engine, config: ServerConfig, now_ms: Callable[[], int]) -> None:
+        self.engine, self.config, self.now_ms = engine, config, now_ms
 
     def collect(self) -> Iterator[Metric]:
+        from server_stub.console import network  # the console's rule, so both say the same
+
         with read(self.engine) as conn:
-            counts = kiosk_states(conn, self.now_ms())
+            states = network.kiosk_states(conn, self.config, self.now_ms(), detail=False)
+        counts = network.glance(states).total
         family = GaugeMetricFamily(
             "kiosk_server_kiosks", "kiosks by state (last heartbeat)", labels=["state"]
         )
@@ -203,14 +180,14 @@ class KioskStates(Collector):
         yield family
 
 
-def render(metrics: Metrics, engine: Engine, now_ms: Callable[[], int]) -> bytes:
+def render(metrics: Metrics, engine: Engine, config: ServerConfig, now_ms: Callable[[], int]) -> bytes:
     """The exposition text: this worker's registry, or every worker's files in multiprocess mode."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess():
         MultiProcessCollector(registry)
     else:
         registry.register(_Forward(metrics.registry))
-    registry.register(KioskStates(engine, now_ms))
+    registry.register(KioskStates(engine, config, now_ms))
     return generate_latest(registry)
 
 

@@ -46,7 +46,11 @@ class SyncReport:
 
 class Backoff:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**n)),
-    never shorter than the server's Retry-After."""
+    never shorter than the server's Retry-After (plus up to one second, its resolution).
+
+    After an outage the first attempts of a fleet are spread by the same jitter: every kiosk
+    failed all along, so each waits uniform(0, ceiling) from its last failure, the ceiling grown
+    to the cap (tests/sync/test_engine.py shows 1,000 kiosks over a 2-hour outage)."""
 
     def __init__(self, base_s: float = 2.0, cap_s: float = 900.0, rng: random.Random | None = None) -> None:
         self.base_s = base_s
@@ -59,7 +63,10 @@ class Backoff:
         self.failures += 1
         delay = self.rng.uniform(0, ceiling)
         if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.cap_s))
+            # Retry-After counts whole seconds: kiosks told the same second spread over it
+            # instead of arriving together at its start.
+            floor = min(retry_after_s, self.cap_s)
+            delay = max(delay, min(self.cap_s, floor + self.rng.uniform(0, 1.0)))
         return delay
 
     def reset(self) -> None:

@@ -18,25 +18,101 @@ Per record (see :mod:`sync.wire.protocol` for the statuses and reasons, and
   records are still accepted, and resending it gets the same answer. Without this, one bad
   record would block the kiosk for ever.
 
-The caller authenticates the device inside the same transaction, reading its row once and
-locking it (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so a resent or concurrent
-batch of the same device is answered from committed state: any resend is idempotent.
+How a batch is received (:func:`receive`), on one pooled connection:
 
-Steps: check the batch's shape, recompute the chain (:func:`sync.wire.canonical.chain_links`,
-the check the kiosk's side uses too), load what the server holds, classify each record, write.
+1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the device, and the
+   hashes the server already holds for the batch's seqs;
+2. with no transaction open: the request signature, and the chain recomputed
+   (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
+   record's signature verified **except** those already stored with the same hash (records are
+   never deleted, so a hash seen stored is stored still): a resend costs hashing, not verifying,
+   and a batch held in full is answered from the snapshot (its write transaction holds only the
+   nonce);
+3. one write transaction: the device's head and flags read again and its row locked
+   (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) so a resent or concurrent batch of
+   the same device is answered from committed state; the nonce; what the server holds; each
+   record classified; the rows written.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
+from collections.abc import Sequence
 
-from server_stub.auth import Device
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from server_stub.auth import Device, DeviceAuthenticator, SignedCall, relock_device
+from server_stub.db import read_only, records
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
 from server_stub.ingest.state import Trust
 from server_stub.ingest.store import load_state, write_batch
-from sync.wire.canonical import chain_links
-from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck
+from sync.wire.canonical import ChainLink, chain_links
+from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
+
+
+def _check_shape(recs: Sequence[WireRecord]) -> None:
+    first = recs[0].seq
+    if any(r.seq != first + i for i, r in enumerate(recs)):
+        raise Unprocessable(
+            "the records of a batch must have consecutive seqs, oldest first", code="bad_batch"
+        )
+
+
+def _links(device: Device, batch: BatchRequest, known: set[str]) -> list[ChainLink]:
+    recs = batch.records
+    return chain_links(
+        [r.record() for r in recs], [r.sig for r in recs], device.public_key, batch.prev_hash, known
+    )
+
+
+def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> dict[str, str | None]:
+    """Hash -> final token of what the server holds for the seqs of ``recs``."""
+    where = records.c.device_id == device_id, records.c.seq.between(recs[0].seq, recs[-1].seq)
+    rows = conn.execute(sa.select(records.c.hash, records.c.final_token).where(*where))
+    return {row.hash: row.final_token for row in rows}
+
+
+def _all_duplicates(
+    device: Device, links: list[ChainLink], known: dict[str, str | None]
+) -> BatchResponse | None:
+    """The answer to a batch the server holds in full (a resend whose acks were lost), from the
+    snapshot alone; None when any record is new."""
+    if not all(link.hash in known for link in links):
+        return None
+    acks = [
+        RecordAck(seq=link.record["seq"], status="duplicate", final_token=known[link.hash])
+        for link in links
+        if link.record is not None
+    ]
+    head = Head(seq=device.head_seq, hash=device.head_hash)
+    return BatchResponse(acks=acks, head=head, flagged=device.flagged_at is not None)
+
+
+def receive(
+    engine: Engine,
+    auth: DeviceAuthenticator,
+    call: SignedCall,
+    batch: BatchRequest,
+    now: float,
+    trust: Trust | None = None,
+) -> BatchResponse:
+    """Authenticate and ingest a signed ``POST /v1/batches`` (the steps of the module docstring)."""
+    _check_shape(batch.records)
+    signed = auth.admit(call, now)
+    with engine.connect() as conn:
+        with read_only(conn):
+            device = auth.verify(conn, call, now, signed)
+            known = stored_hashes(conn, device.device_id, batch.records)
+        links = _links(device, batch, set(known))  # the expensive part, with no transaction open
+        resent = _all_duplicates(device, links, known)
+        with conn.begin():
+            if resent is not None:  # nothing to decide: only the nonce is written
+                auth.remember_nonce(conn, signed, now)
+                return resent
+            locked = relock_device(conn, device)
+            auth.remember_nonce(conn, signed, now)
+            return ingest_links(conn, locked, batch, links, int(now * 1000), trust)
 
 
 def ingest_batch(
@@ -44,13 +120,20 @@ def ingest_batch(
 ) -> BatchResponse:
     """Answer and store ``batch`` from ``device`` (read, locked, in ``conn``'s transaction), with
     the server's tolerances ``trust`` (:meth:`Trust.of` the config; the defaults when None)."""
+    _check_shape(batch.records)
+    return ingest_links(conn, device, batch, _links(device, batch, set()), now_ms, trust)
+
+
+def ingest_links(
+    conn: Connection,
+    device: Device,
+    batch: BatchRequest,
+    links: list[ChainLink],
+    now_ms: int,
+    trust: Trust | None = None,
+) -> BatchResponse:
+    """:func:`ingest_batch` with the chain already recomputed."""
     recs = batch.records
-    first = recs[0].seq
-    if any(r.seq != first + i for i, r in enumerate(recs)):
-        raise Unprocessable(
-            "the records of a batch must have consecutive seqs, oldest first", code="bad_batch"
-        )
-    links = chain_links([r.record() for r in recs], [r.sig for r in recs], device.public_key, batch.prev_hash)
     state = load_state(conn, device, recs, now_ms, trust)
     acks: list[RecordAck] = []
     for rec, link in zip(recs, links, strict=True):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device
 from server_stub.db import catalog_versions, devices, gap_reports, leases, quarantine, records, tokens
@@ -107,10 +108,23 @@ def _offers(body: str) -> dict[str, Offer]:
         return {}  # unreadable: every sale naming it is refused as unknown_service
 
 
+# engine -> version -> services: a stored version never changes, so its body is read once.
+_PARSED: weakref.WeakKeyDictionary[Engine, dict[int, dict[str, Offer]]] = weakref.WeakKeyDictionary()
+
+
 def load_catalog(conn: Connection) -> CatalogFacts:
-    rows = conn.execute(sa.select(catalog_versions)).all()
+    """Every version's load time (one small query per batch) and services (bodies read only for
+    versions this process has not parsed yet)."""
+    parsed = _PARSED.setdefault(conn.engine, {})
+    stamps = conn.execute(sa.select(catalog_versions.c.version, catalog_versions.c.loaded_at)).all()
+    missing = [r.version for r in stamps if r.version not in parsed]
+    if missing:
+        query = sa.select(catalog_versions.c.version, catalog_versions.c.body)
+        for r in conn.execute(query.where(catalog_versions.c.version.in_(missing))):
+            parsed[r.version] = _offers(r.body)
     return CatalogFacts(
-        loaded_at={r.version: r.loaded_at for r in rows}, offers={r.version: _offers(r.body) for r in rows}
+        loaded_at={r.version: r.loaded_at for r in stamps},
+        offers={r.version: parsed[r.version] for r in stamps},
     )
 
 

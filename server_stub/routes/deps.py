@@ -4,13 +4,13 @@ as FastAPI dependencies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from server_stub.auth import Device, DeviceAuthenticator, SignedCall, authenticate_lsp
 from server_stub.bodies import WIRE_DIGEST_KEY
@@ -102,29 +102,12 @@ SignedCallDep = Annotated[SignedCall, Depends(signed_call)]
 
 def signed_device(st: StateDep, call: SignedCallDep) -> Device:
     """The device that signed the request (its nonce recorded in a transaction of its own)."""
+    signed = st.auth.admit(call, st.clock())
     with write(st.engine) as conn:
-        return st.auth.authenticate(conn, call, st.clock())
+        return st.auth.authenticate(conn, call, st.clock(), signed)
 
 
 DeviceDep = Annotated[Device, Depends(signed_device)]
-
-
-@dataclass(frozen=True)
-class DeviceTransaction:
-    """A signed device and the open transaction it was read (and locked) in. The handler commits
-    before it answers; anything left uncommitted is rolled back."""
-
-    conn: Connection
-    device: Device
-
-
-def device_transaction(st: StateDep, call: SignedCallDep) -> Iterator[DeviceTransaction]:
-    with st.engine.connect() as conn:
-        conn.begin()
-        yield DeviceTransaction(conn, st.auth.authenticate(conn, call, st.clock(), lock=True))
-
-
-DeviceTransactionDep = Annotated[DeviceTransaction, Depends(device_transaction)]
 
 
 def lsp_caller(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from server_stub import catalog, directory, enroll, tokens
 from server_stub.db import read, write
 from server_stub.heartbeat import record_heartbeat
-from server_stub.ingest import Trust, ingest_batch
+from server_stub.ingest import Trust, receive
 from server_stub.leases import grant
 from server_stub.metrics import MetricsDep, Timer
 from server_stub.routes.deps import (
@@ -19,7 +19,7 @@ from server_stub.routes.deps import (
     DEVICE,
     RATE_LIMITED,
     DeviceDep,
-    DeviceTransactionDep,
+    SignedCallDep,
     StateDep,
     error_doc,
 )
@@ -60,12 +60,12 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
     responses=DEVICE,
 )
-def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep, m: MetricsDep) -> BatchResponse:
+def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> Response:
     with Timer() as t:
-        answer = ingest_batch(txn.conn, txn.device, req, st.now_ms(), Trust.of(st.config))
-        txn.conn.commit()
+        answer = receive(st.engine, st.auth, call, req, st.clock(), Trust.of(st.config))
     m.acks(answer.acks, t.seconds)
-    return answer
+    # Serialised once here: returned as a model, FastAPI would validate the 500 acks again.
+    return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 @router.post(
@@ -73,8 +73,10 @@ def post_batches(req: BatchRequest, txn: DeviceTransactionDep, st: StateDep, m: 
     response_model=LeaseResponse,
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
 )
-def post_leases(req: LeaseRequest, dev: DeviceDep, st: StateDep, m: MetricsDep) -> LeaseResponse:
-    with write(st.engine) as conn:
+def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> LeaseResponse:
+    signed = st.auth.admit(call, st.clock())
+    with write(st.engine) as conn:  # one transaction: the signature's nonce and the grant
+        dev = st.auth.authenticate(conn, call, st.clock(), signed)
         granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
     m.leases(len(granted), sum(g.end_serial - g.start_serial for g in granted))
     return LeaseResponse(block_size=st.config.block_size, leases=granted)

@@ -41,4 +41,4 @@ def server_key(st: StateDep) -> dict[str, str]:
 def get_metrics(request: Request, st: StateDep, m: MetricsDep) -> Response:
     client = request.client.host if request.client else None
     metrics.check_reader(client, request.headers.get("authorization"), st.config.metrics_token)
-    return Response(metrics.render(m, st.engine, st.now_ms), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.render(m, st.engine, st.config, st.now_ms), media_type=metrics.CONTENT_TYPE)

@@ -27,13 +27,24 @@ DBS = [
     ),
 ]
 # Sized for 2 shared cores: ~20 s per database on a busy box. The deadline keeps a collapse from hanging.
-OPTS = storm.Options(deadline_s=120.0)
+# Each worker runs 2 requests at once and queues what it drains in 0.2 s, so 300 kiosks at once are
+# mostly turned away with 429 + Retry-After and must come back when told: the shedding is tested too.
+OPTS = storm.Options(
+    deadline_s=120.0, backoff_base_s=0.5, serve_flags=("--max-in-flight", "2", "--queue-wait-s", "0.2")
+)
+
+
+def _honoured_retry_after(result: dict) -> None:
+    assert result["shed_429"] > 0, result["status"]
+    assert result["retry_after_ignored"] == 0
+    assert result["batches_per_kiosk_mean"] <= 1.05 * result["batches_per_kiosk_needed"]  # shed != resent
 
 
 @pytest.mark.parametrize(("db", "workers"), DBS)
 def test_a_storm_of_300_kiosks_is_stored_once_with_no_5xx_and_no_timeouts(db: str, workers: int) -> None:
-    result = storm.storm(kiosks=300, records=20, concurrency=30, db=db, workers=workers, opts=OPTS)
+    result = storm.storm(kiosks=300, records=20, concurrency=300, db=db, workers=workers, opts=OPTS)
     print(result)  # the figures, for whoever reads the log
+    _honoured_retry_after(result)
     integrity = result["integrity"]
     assert integrity["sent"] == 300 * 20
     assert integrity["ok"], integrity
@@ -47,7 +58,6 @@ def test_a_storm_of_300_kiosks_is_stored_once_with_no_5xx_and_no_timeouts(db: st
     assert result["records_acked"] == 300 * 20
     assert not result["rejected"] and not result["other_4xx"]
     assert result["server_exceptions"] == {}
-    assert result["enroll_shed"] == 0
 
 
 @pytest.fixture

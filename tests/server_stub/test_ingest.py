@@ -145,6 +145,28 @@ def test_bad_signature_blocks_the_rest_of_the_batch(server: Harness) -> None:
     ]
 
 
+def test_a_resend_is_answered_from_the_stored_hashes_without_verifying_again(server: Harness) -> None:
+    """A record stored with the same hash is a duplicate on its hash alone (its signature was
+    verified when it was stored): even a resend whose signatures were mangled in transit is
+    acked duplicate, while a new record in the same batch is still verified."""
+    fake = server.enrolled()
+    recs = fake.make_records(4)
+    assert statuses(fake.push(recs[:3]).json()) == Counter({("accepted", None): 3})
+    wire = fake.batch(recs)
+    for r in wire["records"]:
+        r["sig"] = "A" * 86 + "=="  # a well-formed signature of nothing
+    body = fake.call("POST", "/v1/batches", wire).json()
+    assert [(a["status"], a.get("reason")) for a in body["acks"]] == [
+        ("duplicate", None),
+        ("duplicate", None),
+        ("duplicate", None),
+        ("rejected", "bad_signature"),  # the one the server does not hold yet
+    ]
+    with server.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(records)).scalar()
+    assert n == 3
+
+
 def test_provisional_token_gets_final_token(server: Harness) -> None:
     fake = server.enrolled()
     r1 = fake.make_record()
@@ -216,9 +238,10 @@ def _device_reads(statements: list[str]) -> list[str]:
     return [s for s in statements if re.match(r"\s*SELECT\b", s, re.I) and re.search(r"\bdevices\b", s)]
 
 
-def test_a_batch_reads_the_device_row_once(server: Harness) -> None:
-    """The signed device is read (and locked) once, in the batch's transaction: its key, K-code,
-    LSP, flags and head all come from that read."""
+def test_a_batch_reads_the_device_row_once_per_transaction(server: Harness) -> None:
+    """The signed device is read once in the read-only snapshot (its key, K-code and LSP: the
+    signatures are checked with no transaction open), then its head and flags once more, locked,
+    in the batch's write transaction; a resend held in full needs no second read."""
     fake = server.enrolled()
     first = fake.make_records(20)
     statements: list[str] = []
@@ -235,8 +258,14 @@ def test_a_batch_reads_the_device_row_once(server: Harness) -> None:
     finally:
         sa.event.remove(server.engine, "before_cursor_execute", seen)
     assert statuses(resend) == Counter({("duplicate", None): 20})
-    assert len(_device_reads(accepted)) == 1, _device_reads(accepted)
+    reads = _device_reads(accepted)
+    assert len(reads) == 2, reads
+    assert "kiosks" in reads[0] and "kiosks" not in reads[1]  # the snapshot, then the lock
+    # A batch the server holds in full is answered from the snapshot: one read, and only the
+    # nonce is written.
     assert len(_device_reads(statements)) == 1, _device_reads(statements)
+    writes = [s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE)\b", s, re.I)]
+    assert len(writes) == 1 and "nonces" in writes[0], writes
 
 
 def test_concurrent_resends_of_one_batch_store_it_once(server: Harness) -> None:

@@ -143,3 +143,40 @@ def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
     assert {x["lease_id"] for x in other}.isdisjoint(x["lease_id"] for x in first)
     with server.engine.connect() as conn:
         assert len(conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()) == 2 + 4
+
+
+@PG_SKIP
+def test_postgres_serials_come_from_ranges_of_a_sequence_disjoint_across_processes(tmp_path: Path) -> None:
+    """Two engines stand for two server processes: each takes ranges with nextval and hands out
+    serials from memory; none is handed out twice, and the counter row is never touched."""
+    from server_stub.db import serial_counter
+    from server_stub.leases import SERIAL_RANGE, take_serials
+    from tests.server_stub.conftest import _db_url
+
+    gen = _db_url("postgresql", tmp_path)
+    db_url = next(gen)
+    engines = [make_engine(db_url) for _ in range(2)]
+    try:
+        admin.init_server(engines[0], 0, tmp_path / "keys")
+
+        def take(i: int) -> list[tuple[int, int]]:
+            got = []
+            for n in (1, 7, 1000, 16_000, 3) * 30:
+                with engines[i % 2].begin() as conn:
+                    start = take_serials(conn, n)
+                    if i % 3 == 0:
+                        conn.rollback()  # a rolled-back batch skips its serials, never reuses them
+                got.append((start, start + n))
+            return got
+
+        with ThreadPoolExecutor(6) as pool:
+            ranges = sorted(r for part in pool.map(take, range(6)) for r in part)
+        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False)), "overlap"
+        assert ranges[0][0] >= 1 and ranges[-1][1] < 1 + SERIAL_RANGE * 200
+        with engines[0].connect() as conn:
+            assert conn.execute(sa.select(serial_counter.c.next_serial)).scalar() == 1
+    finally:
+        for e in engines:
+            e.dispose()
+        with pytest.raises(StopIteration):
+            next(gen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+from collections import Counter
 from typing import Any
 
 import requests
@@ -93,6 +94,27 @@ def test_full_jitter_spreads_over_the_whole_range() -> None:
 def test_retry_after_is_a_floor_and_the_cap_still_holds() -> None:
     b = Backoff(base_s=2, cap_s=60, rng=Edge(top=False))
     assert (b.next_delay(), b.next_delay(7), b.next_delay(5000)) == (0, 7, 60)
+
+
+def test_a_fleet_spreads_its_first_attempts_after_an_outage() -> None:
+    """1,000 kiosks retry through a 2-hour outage with the agent's backoff (2 s base, 900 s cap):
+    their first attempts after it are spread over the cap, not a wave at the moment it ends."""
+    outage_s = 7200.0
+    first: list[float] = []
+    for k in range(1000):
+        b, t = Backoff(base_s=2, cap_s=900, rng=random.Random(k)), random.Random(-k).uniform(0, 60)
+        while t < outage_s:  # each attempt fails: the link is down
+            t += b.next_delay()
+        first.append(t - outage_s)
+    per_10s = Counter(int(d // 10) for d in first)
+    assert max(first) > 600 and max(per_10s.values()) <= 40  # ~1,000 over ~900 s: ~11 per 10 s
+    assert sum(d < 10 for d in first) <= 40
+
+
+def test_kiosks_told_the_same_retry_after_spread_over_that_second() -> None:
+    delays = [Backoff(rng=random.Random(i)).next_delay(30) for i in range(500)]
+    assert all(30 <= d < 31 for d in delays)
+    assert len({int(d * 10) for d in delays}) == 10  # every tenth of the second is used
 
 
 # -- drain: transient, permanent, Retry-After, deadline ----------------------------------------------

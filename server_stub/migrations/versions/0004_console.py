@@ -1,7 +1,7 @@
 """console: users, sessions, audit log; kiosk district; device printer state
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 (On main this follows 0003; the lead re-chains ``down_revision`` at merge. Nothing here depends
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,159 @@
+"""Admission control: the first thing a request meets, before its body is read, its signature
+checked or a database connection taken.
+
+Per worker, at most ``max_in_flight`` requests run at once and at most a short queue waits for a
+slot: as many as the worker drains in ``queue_wait_s`` at its measured rate (its slots over the
+mean time a request holds one). A request beyond that is answered at once with 429 and a
+``Retry-After`` that gives it an appointment: shed callers are spaced out at the drain rate
+behind the work already admitted (and behind the callers shed before them), with +-20% jitter,
+so a statewide storm of kiosks comes back as a stream the server can take instead of a wave.
+
+The paths guarded are the kiosks' and LSPs' API (``/v1/...``); health checks always pass.
+The counters live in the worker's event loop (one thread): no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server_stub.bodies import ASGIApp, Receive, Scope, Send
+
+GUARDED_PREFIX = "/v1/"
+QUEUE_SLOTS = 4  # the queue holds at most this many requests per slot
+MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait longer
+
+
+@dataclass
+class DrainRate:
+    """Requests a worker finishes per second when busy, by Little's law: its slots over the mean
+    time a request holds one (a moving average). Light load only makes it optimistic, and the
+    mean catches up within a few dozen requests once the worker is busy."""
+
+    slots: int
+    # Before anything is measured: optimistic, so the first appointments are too close rather
+    # than too far (a caller back too soon is turned away again in a few ms; one sent away too
+    # long leaves the worker idle while it waits).
+    mean_s: float = 0.1
+    weight: float = 0.2
+    measured: int = 0  # requests finished so far
+
+    def done(self, took_s: float) -> None:
+        self.measured += 1
+        self.mean_s += self.weight * (max(took_s, 1e-4) - self.mean_s)
+
+    @property
+    def known(self) -> bool:
+        """Enough requests finished for the rate to mean something (one per slot, twice over)."""
+        return self.measured >= 2 * self.slots
+
+    def per_s(self) -> float:
+        return self.slots / self.mean_s
+
+
+@dataclass
+class Gate:
+    """The slots and the queue of one worker, and the appointments handed to shed callers."""
+
+    max_in_flight: int
+    queue_wait_s: float
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    running: int = 0
+    shed: int = 0
+    _waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+    _next_appointment: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.drain = DrainRate(self.max_in_flight)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def queue_room(self) -> int:
+        """What the worker drains in ``queue_wait_s``, and never more than
+        :data:`QUEUE_SLOTS` times its slots (a rate measured on small requests before a storm is
+        optimistic until the storm's own requests finish); until the rate is measured at all (the
+        first burst after a start), no more than its slots."""
+        room = max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
+        return min(room, (QUEUE_SLOTS if self.drain.known else 1) * self.max_in_flight)
+
+    async def enter(self) -> float | None:
+        """Take a slot (waiting in the queue when there is room): the time it was taken, or None
+        when this one is shed."""
+        if self.running < self.max_in_flight and not self._waiting:
+            self.running += 1
+            return self.clock()
+        if self.waiting >= self.queue_room():
+            self.shed += 1
+            return None
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn  # the slot is handed over by leave()
+        except asyncio.CancelledError:
+            if not turn.done():
+                self._waiting.remove(turn)
+            else:
+                self.leave(self.clock())
+            raise
+        return self.clock()
+
+    def leave(self, entered_at: float) -> None:
+        self.drain.done(self.clock() - entered_at)
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes to the next in the queue
+                return
+        self.running -= 1
+
+    def retry_after_s(self) -> int:
+        """The shed caller's appointment: after what is admitted and the callers shed before it,
+        spaced at the drain rate, with +-20% jitter (whole seconds, at least 1)."""
+        now, rate = self.clock(), self.drain.per_s()
+        behind = now + (self.running + self.waiting) / rate
+        self._next_appointment = max(self._next_appointment, behind) + 1.0 / rate
+        wait = (self._next_appointment - now) * self.rng.uniform(0.8, 1.2)
+        return int(min(MAX_RETRY_AFTER_S, max(1, math.ceil(wait))))
+
+
+class Admission:
+    """ASGI middleware: :class:`Gate` in front of ``/v1/`` requests."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        entered_at = await self.gate.enter()
+        if entered_at is None:
+            await _shed(send, self.gate.retry_after_s())
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.gate.leave(entered_at)
+
+
+async def _shed(send: Send, retry_after: int) -> None:
+    body = json.dumps(
+        {"error": "busy", "detail": f"the server is busy; try again in {retry_after} s"}
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry_after).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,139 @@
+"""Admission control: a worker beyond its slots and queue answers 429 at once, before any work,
+with a Retry-After appointment spaced at its drain rate; the kiosk's client honours it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from server_stub.admission import MAX_RETRY_AFTER_S, DrainRate, Gate
+from server_stub.db import write
+from tests.server_stub.conftest import Harness
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite only: the test holds SQLite's write lock to keep a request running."""
+    yield f"sqlite:///{tmp_path / 'server.db'}"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_drain_rate_is_slots_over_the_mean_time_a_request_holds_one() -> None:
+    rate = DrainRate(slots=4)
+    for _ in range(200):
+        rate.done(0.1)
+    assert abs(rate.per_s() - 40.0) < 1.0
+
+
+def test_shed_callers_get_appointments_spaced_at_the_drain_rate_with_jitter() -> None:
+    clock = FakeClock()
+    gate = Gate(max_in_flight=2, queue_wait_s=1.0, clock=clock, rng=random.Random(3))
+    for _ in range(200):
+        gate.drain.done(0.2)  # 2 slots / 0.2 s = 10 requests a second
+    gate.running = 2
+    waits = [gate.retry_after_s() for _ in range(300)]
+    # The n-th shed caller is sent ~n/10 s into the future (+-20%): 300 callers over ~30 s.
+    assert waits[0] == 1 and 24 <= waits[-1] <= 37
+    assert all(w >= 1 for w in waits)
+    assert len(set(waits)) > 20  # spread over many seconds, not one wave
+    per_second = max(waits.count(w) for w in set(waits))
+    assert per_second <= 20  # at most about two seconds' worth of work return in the same second
+    clock.now += 60  # a minute later the appointments are used up: a new caller waits little
+    assert gate.retry_after_s() <= 2
+
+
+def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> None:
+    gate = Gate(max_in_flight=4, queue_wait_s=10.0)
+    assert gate.queue_room() == 4  # not 4 / 0.1 s x 10 s = 400: the first burst is not over-admitted
+    for _ in range(8):
+        gate.drain.done(0.5)
+    assert gate.queue_room() == 16  # 80 drain in 10 s, but at most 4 per slot wait
+
+
+def test_the_queue_is_what_drains_in_the_wait_when_that_is_less() -> None:
+    gate = Gate(max_in_flight=4, queue_wait_s=1.0)
+    for _ in range(40):
+        gate.drain.done(2.0)  # 2 a second
+    assert gate.queue_room() == 2
+
+
+def test_the_appointment_never_exceeds_the_agents_backoff_cap() -> None:
+    gate = Gate(max_in_flight=1, queue_wait_s=1.0, clock=FakeClock())
+    gate.drain.mean_s = 10_000.0  # a worker that drains almost nothing
+    assert gate.retry_after_s() == MAX_RETRY_AFTER_S
+
+
+def test_the_queue_holds_what_drains_in_the_wait_and_hands_slots_over_in_order() -> None:
+    async def scenario() -> tuple[list[object], int, int]:
+        gate = Gate(max_in_flight=1, queue_wait_s=1.0)
+        gate.drain.mean_s, gate.drain.measured = 0.5, 10  # measured: 2 a second, room for 2 waiting
+        first = await gate.enter()
+        waiters = [asyncio.ensure_future(gate.enter()) for _ in range(2)]
+        await asyncio.sleep(0)
+        shed = await gate.enter()
+        assert first is not None and shed is None and gate.waiting == 2
+        gate.leave(first)
+        got = await waiters[0]
+        assert got is not None and not waiters[1].done()
+        gate.leave(got)
+        gate.leave(await waiters[1])
+        return [first, shed], gate.running, gate.shed
+
+    _, running, shed = asyncio.run(scenario())
+    assert running == 0 and shed == 1
+
+
+def _hold_write_lock(engine: sa.Engine, release: Callable[[], bool]) -> None:
+    """Hold SQLite's write lock until ``release()`` is true (polled with a deadline)."""
+    deadline = time.monotonic() + 30
+    with write(engine) as conn:
+        conn.execute(sa.text("UPDATE serial_counter SET next_serial = next_serial"))
+        while not release() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def test_a_full_worker_answers_429_with_retry_after_at_once_and_health_checks_still_pass(
+    start_server: Callable[..., Harness],
+) -> None:
+    h = start_server(rate_per_s=0, max_in_flight=1, queue_wait_s=0.01)
+    fakes = [h.enrolled() for _ in range(4)]
+    batches = [(f, f.make_records(3)) for f in fakes]
+    done = {"n": 0}
+    with ThreadPoolExecutor(5) as pool:
+        holder = pool.submit(_hold_write_lock, h.engine, lambda: done["n"] >= 2)
+        pushes = [pool.submit(f.push, recs) for f, recs in batches]
+        shed = []
+        deadline = time.monotonic() + 20
+        while len(shed) < 2 and time.monotonic() < deadline:  # 1 running + 1 queued; 2 shed
+            shed = [p.result() for p in pushes if p.done()]
+            time.sleep(0.01)
+        health = requests.get(h.url + "/healthz", timeout=10)  # the worker is full: 1 running, 1 queued
+        done["n"] = len(shed)
+        holder.result()
+        answers = [p.result() for p in pushes]
+    assert health.status_code == 200
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200, 200, 429, 429], [r.text for r in answers]
+    for r in answers:
+        if r.status_code == 429:
+            assert r.json()["error"] == "busy" and int(r.headers["Retry-After"]) >= 1
+    # Nothing of a shed batch was stored, and its resend is taken.
+    for fake, recs in batches:
+        again = fake.push(recs)
+        assert again.status_code == 200
+        assert {a["status"] for a in again.json()["acks"]} <= {"accepted", "duplicate"}
