@@ -123,20 +123,39 @@ def keep_reserve(path: Path, size: int) -> bool:
 def allocate(path: Path) -> None:
     """Give every byte of ``path`` (up to its size) real blocks: a file with holes that is mmap'd
     (SQLite's -shm on a 1 KB-block filesystem) raises SIGBUS when a hole is touched on a full
-    disk; allocated, it can't. OSError (ENOSPC) when the blocks aren't there. No-op where the
-    file is missing or the platform has no ``posix_fallocate``."""
+    disk; allocated, it can't. OSError (ENOSPC) when the blocks aren't there.
+
+    Only through a descriptor this process already holds on the file (SQLite's own, found in
+    ``/proc/self/fd``): opening and closing one of our own would drop every POSIX lock this
+    process holds on it (fcntl locks belong to the process and go with *any* close), and SQLite's
+    locks on the -shm are what keep another process from truncating it under our mmap (SIGBUS)
+    and two writers apart (SQLITE_PROTOCOL). No-op where no descriptor is open, where there is no
+    ``/proc`` (Windows has no -shm mmap of this kind) or no ``posix_fallocate``."""
     if not hasattr(os, "posix_fallocate"):
         return
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
+    fd = _open_descriptor(path)
+    if fd is None:
         return
+    size = os.fstat(fd).st_size
+    if size:
+        os.posix_fallocate(fd, 0, size)
+
+
+def _open_descriptor(path: Path) -> int | None:
+    """A descriptor of this process open on ``path`` (by device and inode), else None."""
     try:
-        size = os.fstat(fd).st_size
-        if size:
-            os.posix_fallocate(fd, 0, size)
-    finally:
-        os.close(fd)
+        want = os.stat(path)
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            st = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            return int(name)
+    return None
 
 
 def release_reserve(path: Path) -> bool:

@@ -383,12 +383,14 @@ def test_a_damaged_ledger_answers_json_503_never_500(kiosk: Kiosk) -> None:
 
 def test_status_shows_the_clock_offset_and_alerts_a_wrong_clock(api: Api) -> None:
     st = api.get("/api/status").json()
-    assert st["clock_offset_s"] == 0 and st["alerts"] == [] and st["outbox"]["waiting"] == 0
+    not_enrolled = {"code": "not_enrolled", "severity": "error", "detail": {}}  # this kiosk never enrolled
+    assert st["clock_offset_s"] == 0 and st["alerts"] == [not_enrolled] and st["outbox"]["waiting"] == 0
     api.ledger.set_clock_offset(-2 * 86_400)  # sync learned the PC is two days ahead
     made = _new(api).json()
     st = api.get("/api/status").json()
     assert st["clock_offset_s"] == -172_800 and st["outbox"]["waiting"] == 1
-    assert st["alerts"] == [{"code": "clock_wrong", "severity": "warning", "detail": {"offset_s": -172800}}]
+    clock = {"code": "clock_wrong", "severity": "warning", "detail": {"offset_s": -172800}}
+    assert sorted(st["alerts"], key=lambda a: a["code"]) == [clock, not_enrolled]
     stamped = dt.datetime.fromisoformat(made["created_at"].replace("Z", "+00:00"))
     assert abs(stamped - (dt.datetime.now(dt.UTC) - dt.timedelta(days=2))) < dt.timedelta(minutes=1)
 

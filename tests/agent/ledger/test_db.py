@@ -4,13 +4,15 @@ one to one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import sqlcipher3
 
 from agent.errors import DiskFull, LedgerDamaged, LedgerIOError
-from agent.ledger.db import is_storage, storage_error
+from agent.ledger import init_ledger, open_ledger
+from agent.ledger.db import back_the_shm, is_storage, storage_error
 from tests.conftest import ELEC, FailingDisk, Kiosk, kiosk_on
 
 SALE = ["txn", "new", "--service", "ELEC_BILL", "--amount", "100"]
@@ -54,3 +56,29 @@ def test_result_codes(tmp_path: Path, code: int, kind: type) -> None:
 
 def test_constraints_are_not_storage_errors() -> None:
     assert not is_storage(_err(19))  # SQLITE_CONSTRAINT: our rules (append-only, unique), not the disk
+
+
+def _posix_locks_on(path: Path) -> list[str]:
+    """This process's POSIX locks on ``path``, as /proc/locks lists them."""
+    st = path.stat()
+    inode = f":{st.st_ino}"
+    with open("/proc/locks", encoding="ascii") as fh:
+        lines = fh.read().splitlines()
+    return [
+        ln for ln in lines if " POSIX " in ln and ln.split()[4] == str(os.getpid()) and inode in ln.split()[5]
+    ]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
+def test_an_open_ledger_keeps_its_shm_locks(kiosk: Kiosk) -> None:
+    """Backing the -shm with blocks must not drop SQLite's locks on it: a close of any descriptor
+    of ours on the file would, and then another process truncates the -shm under our mmap (SIGBUS)
+    and two writers can meet (SQLITE_PROTOCOL). Seen as `txn new` dying of SIGBUS beside another."""
+    init_ledger(kiosk.cfg, dev_leases=True)
+    with open_ledger(kiosk.cfg) as led:
+        assert led is not None
+        shm = kiosk.cfg.ledger_path.with_name(kiosk.cfg.ledger_path.name + "-shm")
+        assert shm.exists()
+        assert _posix_locks_on(shm), "the open ledger holds no lock on its -shm"
+        back_the_shm(kiosk.cfg.ledger_path)
+        assert _posix_locks_on(shm), "backing the -shm dropped SQLite's locks on it"
