@@ -17,8 +17,6 @@ far. :func:`month_report` is the API the console and ``GET /v1/reconciliation/mo
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,8 +28,8 @@ from sqlalchemy.engine import Connection
 
 from server_stub.db import devices, heartbeat_days
 from server_stub.errors import Unprocessable
-from server_stub.reconcile import CSV_FIELDS, MONEY_FIELDS, ROW_FIELDS, kiosks_of, window_counts
-from server_stub.sheets import rupees, safe_cell
+from server_stub.reconcile import CSV_FIELDS, ROW_FIELDS, csv_values, kiosks_of, window_counts
+from server_stub.sheets import write_csv
 from sync.wire.protocol import ReconRow
 
 MONTH_PATTERN = r"^\d{4}-\d{2}$"
@@ -196,25 +194,16 @@ def month_report(
 MONTH_CSV_HEAD = ["month", "kiosk_code", "name", "flagged", *CSV_FIELDS, "enrolled_days", "heartbeat_days"]
 
 
-def _values(r: ReconRow) -> list[object]:
-    return [rupees(getattr(r, f)) if f in MONEY_FIELDS else getattr(r, f) for f in ROW_FIELDS]
+def csv_rows(report: MonthlyReconciliation) -> list[list[object]]:
+    """Header, one line per kiosk, the total: the CSV's and the console sheet's rows (raw cells)."""
+    lines: list[list[object]] = [list(MONTH_CSV_HEAD)]
+    for k in report.kiosks:
+        head = [report.month, k.kiosk_code, k.name, int(k.flagged)]
+        lines.append([*head, *csv_values(k), k.enrolled_days, k.heartbeat_days])
+    lines.append([report.month, "TOTAL", "", "", *csv_values(report.totals), "", ""])
+    return lines
 
 
 def to_csv(report: MonthlyReconciliation) -> str:
     """The month as CSV (as the daily one: money in rupees, every cell spreadsheet-safe)."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(MONTH_CSV_HEAD)
-    for k in report.kiosks:
-        line = [
-            report.month,
-            k.kiosk_code,
-            k.name,
-            int(k.flagged),
-            *_values(k),
-            k.enrolled_days,
-            k.heartbeat_days,
-        ]
-        w.writerow([safe_cell(cell) for cell in line])
-    w.writerow([safe_cell(c) for c in [report.month, "TOTAL", "", "", *_values(report.totals), "", ""]])
-    return out.getvalue()
+    return write_csv(csv_rows(report))

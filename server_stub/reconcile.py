@@ -20,8 +20,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,7 +32,7 @@ from server_stub import catalog
 from server_stub.commission import commission_paise
 from server_stub.db import devices, gap_reports, heartbeat_days, kiosks, quarantine, records
 from server_stub.errors import NotFound, Unprocessable
-from server_stub.sheets import rupees, safe_cell
+from server_stub.sheets import rupees, write_csv
 from sync.wire.protocol import KioskRecon, Reconciliation, ReconRow
 
 ROW_FIELDS = (
@@ -244,20 +242,22 @@ def build(
     )
 
 
-def _csv_values(r: ReconRow) -> list[object]:
+def csv_values(r: ReconRow) -> list[object]:
+    """A row's columns as the CSV and the sheet show them (money in Decimal rupees)."""
     return [rupees(getattr(r, f)) if f in MONEY_FIELDS else getattr(r, f) for f in ROW_FIELDS]
+
+
+def csv_rows(report: Reconciliation) -> list[list[object]]:
+    """Header, one line per kiosk, the total: the CSV's and the console sheet's rows (raw cells)."""
+    lines: list[list[object]] = [["date", "kiosk_code", "name", "flagged", *CSV_FIELDS]]
+    lines += [[report.date, k.kiosk_code, k.name, int(k.flagged), *csv_values(k)] for k in report.kiosks]
+    lines.append([report.date, "TOTAL", "", "", *csv_values(report.totals)])
+    return lines
 
 
 def to_csv(report: Reconciliation) -> str:
     """The report as CSV: money in rupees with two decimals, every cell spreadsheet-safe."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["date", "kiosk_code", "name", "flagged", *CSV_FIELDS])
-    lines = [[report.date, k.kiosk_code, k.name, int(k.flagged), *_csv_values(k)] for k in report.kiosks]
-    lines.append([report.date, "TOTAL", "", "", *_csv_values(report.totals)])
-    for line in lines:
-        w.writerow([safe_cell(cell) for cell in line])
-    return out.getvalue()
+    return write_csv(csv_rows(report))
 
 
 def _rupees(paise: int) -> str:

@@ -13,8 +13,8 @@ from datetime import date
 from sqlalchemy.engine import Connection
 
 from server_stub import monthly, reconcile
-from server_stub.sheets import rupees, safe_cell
-from sync.wire.protocol import KioskRecon, Reconciliation, ReconRow
+from server_stub.sheets import safe_cell
+from sync.wire.protocol import KioskRecon, Reconciliation
 
 HEADER = ["date", "kiosk_code", "name", "flagged", *reconcile.CSV_FIELDS]
 
@@ -42,39 +42,17 @@ def kiosk_days(
     return out
 
 
-def _values(r: ReconRow) -> list[object]:
-    return [
-        rupees(getattr(r, f)) if f in reconcile.MONEY_FIELDS else getattr(r, f) for f in reconcile.ROW_FIELDS
-    ]
-
-
 Report = Reconciliation | monthly.MonthlyReconciliation
 
 
 def lines(report: Report) -> list[list[object]]:
     """The rows of the CSV and the sheet (header first), cells already spreadsheet-safe: the
     columns of ``reconcile.to_csv`` for a day, of ``monthly.to_csv`` for a month."""
-    rows: list[list[object]]
     if isinstance(report, monthly.MonthlyReconciliation):
-        header: list[object] = list(monthly.MONTH_CSV_HEAD)
-        rows = [
-            [
-                report.month,
-                k.kiosk_code,
-                k.name,
-                int(k.flagged),
-                *_values(k),
-                k.enrolled_days,
-                k.heartbeat_days,
-            ]
-            for k in report.kiosks
-        ]
-        rows.append([report.month, "TOTAL", "", "", *_values(report.totals), "", ""])
+        rows = monthly.csv_rows(report)
     else:
-        header = list(HEADER)
-        rows = [[report.date, k.kiosk_code, k.name, int(k.flagged), *_values(k)] for k in report.kiosks]
-        rows.append([report.date, "TOTAL", "", "", *_values(report.totals)])
-    return [header, *[[safe_cell(c) for c in row] for row in rows]]
+        rows = reconcile.csv_rows(report)
+    return [[safe_cell(c) for c in row] for row in rows]
 
 
 def to_csv(report: Report) -> str:

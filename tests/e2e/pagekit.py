@@ -14,28 +14,13 @@ from typing import Any
 import pytest
 
 from agent import catalog, i18n
+from tests.browser import ARTIFACTS, launch, needs_chromium
 
-CHROMIUM = os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+__all__ = ["ARTIFACTS", "launch", "needs_chromium"]
+
 AXE_VERSION = "4.10.2"
 AXE_DIR = Path(os.environ.get("KIOSK_TEST_AXE_DIR", Path.home() / ".cache" / "kiosk-agent-tests" / "axe"))
-ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-sync",
-]
 VIEWPORTS = {"1366x768": {"width": 1366, "height": 768}, "1024x600": {"width": 1024, "height": 600}}
-
-needs_chromium = pytest.mark.skipif(
-    not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"
-)
-
-
-def launch(pw: Any) -> Any:
-    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
 
 
 def shot(page: Any, name: str) -> Path:

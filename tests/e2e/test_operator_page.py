@@ -4,21 +4,11 @@ server is down, see it queued, start the server, see it synced."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-
+from tests.browser import ARTIFACTS, launch, needs_chromium
 from tests.e2e.agent_proc import AgentProcess
 from tests.e2e.servers import ServerProcess
 
-CHROMIUM = os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 def test_offline_transaction_queues_then_syncs_when_server_returns(
@@ -28,21 +18,9 @@ def test_offline_transaction_queues_then_syncs_when_server_returns(
 
     agent, server = enrolled_agent
     agent.start()
-    ARTIFACTS.mkdir(exist_ok=True)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--disable-sync",
-                ],
-            )
+            browser = launch(pw)
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))

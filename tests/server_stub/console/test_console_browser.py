@@ -10,31 +10,17 @@ a browser), against a real uvicorn with the server's clock set to 2026-09-23 12:
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import ARTIFACTS, launch, needs_chromium
 from tests.server_stub.console.conftest import MONTH, PASSWORD, Console, Fleet
 from tests.server_stub.console.test_lsp_pages import _rows_from_csv, _rows_from_xlsx, _same
 
-CHROMIUM = os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which(CHROMIUM), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -49,7 +35,7 @@ def browser() -> Iterator[Any]:
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        chromium = launch(pw)
         try:
             yield chromium
         finally:
