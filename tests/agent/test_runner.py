@@ -97,7 +97,7 @@ def test_paper_out_fails_the_reprint_and_shows_in_status_at_once(
     ok = s.post(f"{url}/api/transactions/{token}/reprint", timeout=10)
     assert ok.status_code == 202 and ok.json()["result"]["print_state"] == "printed"
     assert s.get(url + "/api/status", timeout=10).json()["printer"]["state"] == "ok"
-    assert [r.duplicate for r in printer.receipts] == [True]
+    assert [r.duplicate for r in printer.receipts] == [False]  # no copy had printed: the original
 
 
 def test_idempotency_key_replays_the_sale_and_refuses_another_body(
