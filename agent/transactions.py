@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from agent import catalog as catalog_mod
 from agent import ids, money, pii
 from agent.errors import InvalidInput, NeedsConnection
-from agent.ledger import Draft, Ledger, TxnRow
+from agent.ledger import Draft, Ledger, Record, TxnRow
 
 
 class TxnView(TypedDict):
@@ -139,7 +139,23 @@ def create(
     committed row. The flow's commit step: ``agent.sales.new_sale`` is the whole flow."""
     draft = build_draft(req, current_catalog(ledger), online=online, seal_key=ledger.meta("server_seal_pub"))
     rec = ledger.append(draft, queue_print=queue_print, idem_key=idem_key)
-    return view(ledger.find(rec["txn_id"]))
+    return committed_view(rec, queue_print=queue_print)
+
+
+def committed_view(rec: Record, *, queue_print: bool) -> TxnView:
+    """The view of a sale just committed, without reading it back: what ``find`` would give then
+    (pending, its receipt queued or not, not voided). A void's view needs its sale: read back."""
+    row: dict[str, Any] = dict(rec)
+    row.update(
+        sync_state="pending",
+        sync_error=None,
+        final_token=None,
+        print_state="pending" if queue_print else None,
+        print_error=None,
+        voided_by=None,
+        voids_token=None,
+    )
+    return view(cast(TxnRow, row))
 
 
 def view(row: TxnRow) -> TxnView:

@@ -10,7 +10,7 @@ Lines (all one commit per row, WAL, synchronous=FULL, on the real disk):
               after init, as every command does, so the line pays for it).
   no mark     the same ledger without its high-water mark (what the mark costs).
   create()    agent.transactions.create: the above plus the catalog lookup and
-              the `find` that builds the operator's view.
+              the operator's view (built from the committed record, not read back).
   bare        SQLCipher + canonical JSON + SHA-256 + Ed25519, one INSERT per
               commit into a table shaped like `records`: the floor.
   raw sqlite3 stdlib sqlite3, same table, same row bytes, no crypto.
@@ -595,7 +595,7 @@ def report(m: Measured, summary: dict[str, Any], say: Callable[[str], None]) -> 
         f"(the high-water mark: {summary['mark_us_per_append']:.0f} us per durable append)"
     )
     say(
-        f"create() / ledger        {r['create/ledger']:.2f}x   (catalog + find after the append; "
+        f"create() / ledger        {r['create/ledger']:.2f}x   (catalog lookup and the view; "
         f"{m.appended} records at the end)"
     )
     say(

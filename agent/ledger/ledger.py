@@ -337,7 +337,6 @@ class Ledger:
             values = [rec.get(c) for c in RECORD_COLUMNS]
             values[RECORD_COLUMNS.index("fields")] = canonical.canonical_json(rec.get("fields", {})).decode()
             conn.execute(_INSERT, (*values, h, sig))
-            conn.execute("INSERT INTO outbox (seq, state, updated_at) VALUES (?, 'pending', ?)", (seq, now))
             if queue_print:
                 print_jobs.queue(conn, seq, now)
             if idem_key is not None:

@@ -1,6 +1,8 @@
 """The ledger's side of sync (implements sync.outbox.Outbox).
 
-Outbox rows move pending -> sent -> acked | rejected; a crash between send and
+Outbox rows move pending -> sent -> acked | rejected; an append writes none (a record past the
+outbox's frontier is pending: agent.ledger.readmodel), the batch that first takes it gives it its
+row. A crash between send and
 ack leaves them 'sent', and 'sent' rows are sent again (the server answers
 'duplicate'). A request that never left (no connection) puts its rows back to
 'pending' (:meth:`LedgerOutbox.not_sent`), so 'sent' means a request carried them.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent.ledger import readmodel
 from agent.ledger.ledger import RECORD_COLUMNS, Ledger, record_from_row
 from sync.outbox import AckCounts, Batch
 from sync.wire import canonical, protocol, signing
@@ -36,6 +39,7 @@ class LedgerOutbox:
 
     def next_batch(self, max_records: int, max_bytes: int) -> Batch | None:
         with self.ledger.write() as conn:
+            readmodel.materialise(conn, max_records)
             cur = conn.execute(
                 f"SELECT {_COLS}, r.sig, o.state FROM outbox o JOIN records r ON r.seq = o.seq "
                 "WHERE o.state IN ('pending', 'sent') ORDER BY o.seq LIMIT ?",

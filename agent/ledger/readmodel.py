@@ -4,6 +4,10 @@ sync state + print state), the newest or searched rows, and the status counts.
 The operator page polls these every few seconds, so they read only the rows
 they show: seqs have no gaps, so "the newest N" is ``seq > head - N``, and
 the outbox counts come from its small partial indexes.
+
+An append writes no outbox row: a record past the outbox's *frontier* (its highest seq; rows
+run 1..frontier without gaps) is pending. Sync gives those records their rows when it first
+takes them into a batch (:func:`materialise`), in one transaction for the whole batch.
 """
 
 from __future__ import annotations
@@ -87,13 +91,21 @@ class LedgerStatus:
 
 
 _SELECT_ROWS = (
-    "SELECT r.*, o.state AS sync_state, o.last_error AS sync_error, o.final_token AS final_token, "
+    "SELECT r.*, COALESCE(o.state, 'pending') AS sync_state, o.last_error AS sync_error, "
+    "o.final_token AS final_token, "
     "(SELECT p.state FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) AS print_state, "
     "(SELECT p.last_error FROM print_jobs p WHERE p.seq = r.seq ORDER BY p.id DESC LIMIT 1) "
     "AS print_error, "
     "(SELECT v.seq FROM records v WHERE v.kind = 'void' AND v.voids_seq = r.seq) AS voided_by, "
     "(SELECT t.token FROM records t WHERE t.seq = r.voids_seq) AS voids_token "
     "FROM records r LEFT JOIN outbox o ON o.seq = r.seq"
+)
+#: The outbox's frontier: records past it are pending and have no outbox row yet.
+FRONTIER = "(SELECT COALESCE(MAX(seq), 0) FROM outbox)"
+# Waiting for the server (pending or sent): indexed rows plus the records past the frontier.
+_WAITING = (
+    "r.seq IN (SELECT seq FROM outbox WHERE state IN ('pending', 'sent') "
+    f"UNION ALL SELECT seq FROM records WHERE seq > {FRONTIER})"
 )
 # One indexed lookup per kind of reference (records_token, outbox_final_token, the txn_id
 # unique index): an OR across the join would scan every record.
@@ -112,7 +124,7 @@ def select_rows(conn: Connection, where: str = "", params: tuple[Any, ...] = ())
 
 
 def all_rows(conn: Connection, *, pending_only: bool = False) -> list[TxnRow]:
-    return select_rows(conn, "WHERE o.state IN ('pending', 'sent')" if pending_only else "")
+    return select_rows(conn, f"WHERE {_WAITING}" if pending_only else "")
 
 
 def by_ref(conn: Connection, ref: str) -> list[TxnRow]:
@@ -140,7 +152,7 @@ def recent(
     clauses: list[str] = []
     params: list[Any] = []
     if pending:
-        clauses.append("o.state IN ('pending', 'sent')")
+        clauses.append(_WAITING)
     if rejected:
         clauses.append("o.state = 'rejected'")
     if search:
@@ -155,11 +167,13 @@ def recent(
 
 
 def outbox_counts(conn: Connection, head_seq: int) -> OutboxCounts:
-    """From the small partial indexes only: every record has one outbox row, and 'acked' is all the rest."""
+    """From the small partial indexes only: records past the frontier are pending, every other
+    record has one outbox row, and 'acked' is all the rest."""
     unacked = dict(
         conn.execute("SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sent') GROUP BY state")
     )
-    pending, sent = int(unacked.get("pending", 0)), int(unacked.get("sent", 0))
+    unrowed = max(0, head_seq - frontier(conn))
+    pending, sent = int(unacked.get("pending", 0)) + unrowed, int(unacked.get("sent", 0))
     rejected = int(conn.execute("SELECT count(*) FROM outbox WHERE state = 'rejected'").fetchone()[0])
     return OutboxCounts(
         pending=pending,
@@ -168,6 +182,22 @@ def outbox_counts(conn: Connection, head_seq: int) -> OutboxCounts:
         rejected=rejected,
         waiting=pending + sent,
     )
+
+
+def frontier(conn: Connection) -> int:
+    """The highest seq with an outbox row (0: none); every record after it is pending."""
+    return int(conn.execute(f"SELECT {FRONTIER}").fetchone()[0])
+
+
+def materialise(conn: Connection, count: int) -> int:
+    """Give the next ``count`` records past the frontier their 'pending' outbox rows, stamped with
+    their created_at as an append used to (inside the caller's write transaction); rows made."""
+    cur = conn.execute(
+        "INSERT INTO outbox (seq, state, updated_at) SELECT seq, 'pending', created_at FROM records "
+        f"WHERE seq > {FRONTIER} AND seq <= {FRONTIER} + ? ORDER BY seq",
+        (count,),
+    )
+    return int(cur.rowcount)
 
 
 def issue_rate_per_day(conn: Connection, now_ms: int) -> float:

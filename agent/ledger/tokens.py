@@ -12,30 +12,43 @@ DEV_LEASE_START = 9_900_000_000
 DEV_LEASE_SIZE = 100_000
 
 
-_TAKE = (
-    "UPDATE leases SET next_serial = next_serial + 1 WHERE lease_id = ("
-    "SELECT lease_id FROM leases WHERE next_serial < end_serial ORDER BY received_at, start_serial LIMIT 1"
-    ") RETURNING next_serial - 1"
+# Each block's cursor, derived: past its ``next_serial`` (a floor, kept exact by ledgers made
+# before the cursor was derived, and moved to the end when a block is spent or retired) and past
+# the highest leased token a sale took from it (one seek on the records_token index: a leased
+# token is the serial's 10 digits plus a check digit, so a block's tokens sort between its ends).
+# An append so writes no lease page: the token it stores in its record *is* the cursor's move.
+_CURSORS = (
+    "SELECT l.lease_id, l.start_serial, l.end_serial, MAX(l.next_serial, COALESCE(("
+    "SELECT CAST(substr(MAX(r.token), 1, 10) AS INTEGER) + 1 FROM records r WHERE r.kind = 'sale' "
+    "AND r.token >= printf('%010d', l.start_serial) AND r.token < printf('%010d', l.end_serial)"
+    "), 0)) AS cursor, l.received_at FROM leases l"
 )
 
 
 def take_serial(conn: Connection) -> int | None:
-    """The next leased serial (one statement: the cursor moves as it is read), or None when every
-    block is spent."""
-    rows = conn.execute(_TAKE).fetchall()  # all: the statement must finish before COMMIT
-    return int(rows[0][0]) if rows else None
+    """The next leased serial, or None when every block is spent. Inside the append's write
+    transaction: the serial is taken when the record carrying its token commits."""
+    rows = conn.execute(
+        f"{_CURSORS} WHERE l.next_serial < l.end_serial ORDER BY l.received_at, l.start_serial"
+    ).fetchall()
+    for lease_id, _start, end, cursor, _at in rows:
+        if cursor < end:
+            return int(cursor)
+        # Spent: its floor goes to the end, so it is not looked at again (once per block).
+        conn.execute("UPDATE leases SET next_serial = end_serial WHERE lease_id = ?", (lease_id,))
+    return None
 
 
 def highest_issued(conn: Connection) -> int:
     """The highest serial any block has issued (0: none), for the high-water mark."""
     row = conn.execute(
-        "SELECT COALESCE(MAX(next_serial - 1), 0) FROM leases WHERE next_serial > start_serial"
+        f"SELECT COALESCE(MAX(cursor - 1), 0) FROM ({_CURSORS}) WHERE cursor > start_serial"
     ).fetchone()
     return int(row[0])
 
 
 def remaining(conn: Connection) -> int:
-    row = conn.execute("SELECT COALESCE(SUM(end_serial - next_serial), 0) FROM leases").fetchone()
+    row = conn.execute(f"SELECT COALESCE(SUM(MAX(end_serial - cursor, 0)), 0) FROM ({_CURSORS})").fetchone()
     return int(row[0])
 
 

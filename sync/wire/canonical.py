@@ -53,13 +53,32 @@ class CanonicalError(ValueError):
 
 
 def _check(value: Any, path: str) -> None:
+    # Fast path for what records are made of (exact str/int values, a dict of them); anything
+    # else (bool, None, float, subclasses, nesting) goes through the full check below.
+    t = type(value)
+    if t is str or t is int:
+        return
+    if t is dict:
+        for k, v in value.items():
+            tv = type(v)
+            if type(k) is not str or (tv is not str and tv is not int):
+                _check_item(k, v, path)
+        return
+    _check_full(value, path)
+
+
+def _check_item(k: Any, v: Any, path: str) -> None:
+    if not isinstance(k, str):
+        raise CanonicalError(f"{path}: keys must be strings")
+    _check(v, f"{path}.{k}")
+
+
+def _check_full(value: Any, path: str) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, float):
         raise CanonicalError(f"{path}: {type(value).__name__} has no canonical form")
     if isinstance(value, dict):
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise CanonicalError(f"{path}: keys must be strings")
-            _check(v, f"{path}.{k}")
+            _check_item(k, v, path)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check(v, f"{path}[{i}]")

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from agent.api import ApiServer, create_app, load_or_create_token
-from agent.ledger import Ledger, hwm, verify
+from agent.ledger import Ledger, hwm, readmodel, verify
 from tests.conftest import ELEC, Kiosk
 
 TOKEN = "t" * 43
@@ -159,6 +159,7 @@ def test_malformed_json_and_online_only_service(api: Api) -> None:
 def test_status_reports_queue_and_extra(api: Api) -> None:
     for i in range(3):
         _new(api, str(10 + i))
+    readmodel.materialise(api.ledger.conn, 3)  # as sync does when it first takes them
     api.ledger.conn.execute(
         "UPDATE outbox SET state = 'rejected', last_error = 'token outside lease' WHERE seq = 2"
     )
@@ -177,6 +178,7 @@ def test_list_search_show(api: Api) -> None:
     views = [_new(api, str(i)).json() for i in range(1, 6)]
     items = api.get("/api/transactions", params={"limit": 3}).json()["items"]
     assert [v["seq"] for v in items] == [5, 4, 3]
+    readmodel.materialise(api.ledger.conn, 4)  # seq 5 stays past the frontier: still pending
     api.ledger.conn.execute("UPDATE outbox SET state = 'acked' WHERE seq <= 4")
     assert [v["seq"] for v in api.get("/api/transactions?pending=true").json()["items"]] == [5]
     by_token = api.get("/api/transactions", params={"q": views[1]["token"]}).json()["items"]

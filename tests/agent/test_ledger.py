@@ -9,7 +9,7 @@ import sqlcipher3
 
 from agent import sales, transactions
 from agent.errors import InvalidInput, WrongKey
-from agent.ledger import Ledger, init_ledger, migrations, open_ledger, verify
+from agent.ledger import Ledger, init_ledger, migrations, open_ledger, tokens, verify
 from agent.ledger.db import connect
 from sync.wire import canonical, verhoeff
 from tests.conftest import ELEC, Kiosk
@@ -205,6 +205,26 @@ def test_provisional_tokens_when_leases_run_out(kiosk: Kiosk) -> None:
         led.set_meta({"kiosk_code": "K1234"})
         assert _sale(led)["token"] == "PK1234-5"
         assert led.tokens_remaining() == 0 and verify(led).ok
+
+
+def test_the_lease_cursor_moves_with_the_records_not_a_lease_write(kiosk: Kiosk) -> None:
+    init_ledger(kiosk.cfg)
+    with open_ledger(kiosk.cfg) as led:
+        led.add_lease("L1", 1000, 1003, "sig")
+        led.add_lease("L2", 5000, 5002, "sig")
+        floors = "SELECT lease_id, next_serial FROM leases ORDER BY lease_id"
+        toks = [_sale(led)["token"] for _ in range(2)]
+        assert toks == [verhoeff.token_for_serial(s) for s in (1000, 1001)]
+        assert led.conn.execute(floors).fetchall() == [("L1", 1000), ("L2", 5000)]  # no lease write
+        assert led.tokens_remaining() == 3 and tokens.highest_issued(led.conn) == 1001
+        led.conn.execute("UPDATE leases SET next_serial = 1002 WHERE lease_id = 'L1'")  # an old floor
+        toks = [_sale(led)["token"] for _ in range(4)]  # 1002, then L2 (L1's floor moves to its end)
+        prefix = "PD" + led.device_id.replace("-", "")[:8].upper()
+        serials = (1002, 5000, 5001)
+        assert toks == [*(verhoeff.token_for_serial(s) for s in serials), f"{prefix}-6"]
+        assert led.conn.execute(floors).fetchall() == [("L1", 1003), ("L2", 5002)]
+        assert led.tokens_remaining() == 0 and tokens.highest_issued(led.conn) == 5001
+        assert verify(led).ok
 
 
 def test_migrates_from_every_earlier_version(tmp_path: Path) -> None:

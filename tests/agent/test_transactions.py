@@ -97,6 +97,26 @@ def test_aadhaar_is_sealed_to_the_server_key(ledger: Ledger) -> None:
     assert len(base64.b64decode(row["aadhaar_sealed"])) > 44
 
 
+@pytest.mark.parametrize("queue_print", [False, True])
+def test_the_view_of_a_new_sale_is_what_reading_it_back_gives(ledger: Ledger, queue_print: bool) -> None:
+    priv, pub = sealing.new_keypair()
+    ledger.set_meta({"server_seal_pub": pub})
+    elec = transactions.NewTxn(
+        ELEC["service"], "120.50", "op1", fields=dict(ELEC["fields"]), mobile="9812345678"
+    )
+    caste = transactions.NewTxn(
+        "CASTE_CERT",
+        "0",
+        "op1",
+        aadhaar="2345 6789 0124",
+        fields={"applicant_name": "Sita Devi", "caste": "Jat", "district": "Ajmer"},
+    )
+    for req in (elec, caste):
+        made = transactions.create(ledger, req, queue_print=queue_print)  # built, not read back
+        assert made == transactions.view(ledger.find(made["txn_id"]))
+        assert made["sync_state"] == "pending" and made["print_state"] == ("pending" if queue_print else None)
+
+
 def test_cli_txn_new_contract(kiosk: Kiosk) -> None:
     kiosk.run("init", "--dev-leases", check=True)
     proc = kiosk.run(

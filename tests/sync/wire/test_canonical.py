@@ -36,7 +36,10 @@ def test_key_order_does_not_matter(d: dict[str, int]) -> None:
     assert canonical.canonical_json(d) == canonical.canonical_json(dict(reversed(list(d.items()))))
 
 
-@pytest.mark.parametrize("bad", [1.5, None, True, {"a": [1, 2.0]}, {1: 2}])
+@pytest.mark.parametrize(
+    "bad",
+    [1.5, None, True, {"a": [1, 2.0]}, {1: 2}, {"a": {"b": False}}, {"a": None}, {"a": 1.0}, [{"x": True}]],
+)
 def test_values_without_canonical_form_are_refused(bad: object) -> None:
     with pytest.raises(canonical.CanonicalError):
         canonical.canonical_json(bad)
