@@ -76,9 +76,11 @@ def test_20_concurrent_enrolls_on_a_fresh_server_all_answer_within_2_s(
         t0 = time.monotonic()
         resp = fake.session.post(f"{url}/v1/enroll", json=body, timeout=60)
         took = time.monotonic() - t0
-        if resp.status_code == 429:  # shed by admission before any work: an answer, with a time
-            assert resp.json()["error"] == "busy" and int(resp.headers["Retry-After"]) >= 1
-            resp = fake.session.post(f"{url}/v1/enroll", json=body, timeout=60)  # as the agent would
+        deadline = t0 + 30
+        while resp.status_code == 429 and time.monotonic() < deadline:  # shed before any work
+            assert resp.json()["error"] == "busy"
+            time.sleep(int(resp.headers["Retry-After"]))  # the appointment it gave, as the agent keeps it
+            resp = fake.session.post(f"{url}/v1/enroll", json=body, timeout=60)
         return resp.status_code, took
 
     with ThreadPoolExecutor(ENROLLS) as pool:
