@@ -27,12 +27,13 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.config import ServerConfig
-from server_stub.db import devices, is_postgres, leases, records, serial_counter
+from server_stub.db import is_postgres, leases, records, serial_counter
 from server_stub.errors import Conflict, Unavailable
 from server_stub.keys import ServerKeys
 from sync.wire.protocol import Lease, LeaseRequest
@@ -96,6 +97,9 @@ def take_serials(conn: Connection, n: int) -> int:
     return int(after) - n
 
 
+_INSERT_LEASE = leases.insert()
+
+
 def allocate(
     conn: Connection,
     keys: ServerKeys,
@@ -115,7 +119,7 @@ def allocate(
         sig = sign_lease(keys.sign, device_id, start, start, end)
         out.append(Lease(lease_id=start, start_serial=start, end_serial=end, sig=sig))
     conn.execute(
-        leases.insert(),
+        _INSERT_LEASE,
         [
             {
                 "lease_id": x.lease_id,
@@ -146,46 +150,90 @@ def device_leases(conn: Connection, device_id: str, request_id: str | None = Non
 
 def unused_serials(conn: Connection, device_id: str) -> int:
     """Serials leased to the device that no record the server holds has used yet."""
-    leased = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(leases.c.end_serial - leases.c.start_serial), 0)).where(
-            leases.c.device_id == device_id
-        )
-    ).scalar_one()
-    return max(0, int(leased) - _tokens_used_since(conn, device_id, None))
+    return _usage(conn, device_id, None).unused
 
 
-def _tokens_used_since(conn: Connection, device_id: str, since_ms: int | None) -> int:
+@dataclass(frozen=True)
+class Usage:
+    """A device's serials: leased in all, used by the records the server holds, used since the
+    rate window opened."""
+
+    leased: int
+    used: int
+    used_in_window: int
+
+    @property
+    def unused(self) -> int:
+        return max(0, self.leased - self.used)
+
+
+_DEVICE: sa.BindParameter[str] = sa.bindparam("device_id", type_=sa.String)
+_SINCE: sa.BindParameter[int] = sa.bindparam("since_ms", type_=sa.BigInteger)
+
+
+def _used(in_window: bool) -> sa.ScalarSelect[int]:
     query = sa.select(sa.func.count()).where(
-        records.c.device_id == device_id,
+        records.c.device_id == _DEVICE,
         records.c.kind == "sale",
         records.c.token.is_not(None),
         ~records.c.token.startswith("P"),
     )
-    if since_ms is not None:
-        query = query.where(records.c.received_at >= since_ms)
-    return int(conn.execute(query).scalar_one())
+    if in_window:
+        query = query.where(records.c.received_at >= _SINCE)
+    return query.scalar_subquery()
+
+
+# One round trip for the three figures (built once: a lease request pays for no statement building).
+_USAGE = sa.select(
+    sa.select(sa.func.coalesce(sa.func.sum(leases.c.end_serial - leases.c.start_serial), 0))
+    .where(leases.c.device_id == _DEVICE)
+    .scalar_subquery(),
+    _used(False),
+    _used(True),
+)
+
+
+def _usage(conn: Connection, device_id: str, since_ms: int | None) -> Usage:
+    row = conn.execute(_USAGE, {"device_id": device_id, "since_ms": since_ms or 0}).one()
+    return Usage(int(row[0]), int(row[1]), int(row[2]))
+
+
+def cap_for(used_in_window: int, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
+    """How many unused serials a device may hold, from the tokens it used in the rate window."""
+    window_start = _window_start(enrolled_at, now_ms)
+    days = max(1.0, (now_ms - window_start) / DAY_MS)
+    per_day = used_in_window / days
+    return min(config.lease_cap_max, max(config.lease_cap_min, math.ceil(per_day * config.lease_cap_days)))
+
+
+def _window_start(enrolled_at: int, now_ms: int) -> int:
+    return max(enrolled_at, now_ms - RATE_WINDOW_DAYS * DAY_MS)
 
 
 def cap(conn: Connection, device_id: str, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
     """How many unused serials this device may hold now."""
-    window_start = max(enrolled_at, now_ms - RATE_WINDOW_DAYS * DAY_MS)
-    days = max(1.0, (now_ms - window_start) / DAY_MS)
-    per_day = _tokens_used_since(conn, device_id, window_start) / days
-    return min(config.lease_cap_max, max(config.lease_cap_min, math.ceil(per_day * config.lease_cap_days)))
+    usage = _usage(conn, device_id, _window_start(enrolled_at, now_ms))
+    return cap_for(usage.used_in_window, enrolled_at, config, now_ms)
 
 
 def grant(
-    conn: Connection, keys: ServerKeys, device_id: str, req: LeaseRequest, config: ServerConfig, now_ms: int
+    conn: Connection,
+    keys: ServerKeys,
+    device_id: str,
+    enrolled_at: int,
+    req: LeaseRequest,
+    config: ServerConfig,
+    now_ms: int,
 ) -> list[Lease]:
-    """Answer a lease request in ``conn``'s write transaction (the device row is locked first, so a
-    device's requests are answered one at a time)."""
-    lock = sa.select(devices.c.enrolled_at).where(devices.c.device_id == device_id).with_for_update()
-    enrolled_at = conn.execute(lock).scalar_one()
+    """Answer a lease request in ``conn``'s write transaction. The caller has locked the device
+    row (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are answered
+    one at a time."""
     if req.request_id is not None:
         again = device_leases(conn, device_id, req.request_id)
         if again:
             return again
-    room = cap(conn, device_id, enrolled_at, config, now_ms) - unused_serials(conn, device_id)
+    usage = _usage(conn, device_id, _window_start(enrolled_at, now_ms))
+    room = cap_for(usage.used_in_window, enrolled_at, config, now_ms) - usage.unused
     count = min(req.count, config.max_blocks_per_request, max(0, room) // config.block_size)
     if count < 1:
         raise Conflict(
