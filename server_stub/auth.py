@@ -65,6 +65,10 @@ _READ_DEVICE = (
 )
 _READ_DEVICE_LOCKED = _READ_DEVICE.with_for_update(of=devices)
 _INSERT_NONCE = nonces.insert()
+_RELOCK = sa.select(
+    devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at
+).where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
+_RELOCK_PG = _RELOCK.with_for_update()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,9 +110,8 @@ def current_device(conn: Connection, device_id: str, *, lock: bool = False) -> D
 def relock_device(conn: Connection, device: Device) -> Device:
     """``device`` with its changing fields (head, flag, revocation) read again in ``conn``'s write
     transaction and the row locked (``FOR UPDATE`` on PostgreSQL); Unauthorized when revoked since."""
-    query = sa.select(devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at)
-    query = query.where(devices.c.device_id == device.device_id)
-    row = conn.execute(query.with_for_update() if is_postgres(conn) else query).one()
+    query = _RELOCK_PG if is_postgres(conn) else _RELOCK
+    row = conn.execute(query, {"device_id": device.device_id}).one()
     if row.revoked_at is not None:
         raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
     return dataclasses.replace(
