@@ -40,6 +40,8 @@ class Device:
     flagged_at: int | None
     revoked_at: int | None = None
     enrolled_at: int = 0
+    serials_leased: int = 0  # leased to it in all
+    tokens_used: int = 0  # leased tokens on the sales the server holds
 
     @property
     def flagged(self) -> bool:
@@ -94,6 +96,8 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
         flagged_at=row.flagged_at,
         revoked_at=row.revoked_at,
         enrolled_at=row.enrolled_at,
+        serials_leased=row.serials_leased,
+        tokens_used=row.tokens_used,
     )
 
 

@@ -16,7 +16,11 @@ Final tokens for provisional records come from the same space.
 Bounded (:func:`grant`): a device may hold at most its cap of **unused** serials (leased to it
 and not yet seen in a record): ``lease_cap_days`` days of its observed rate (tokens the server
 received from it over the last :data:`RATE_WINDOW_DAYS` days, per day since it enrolled if that
-is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_max``. A request is
+is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_max``. The unused
+count is kept on the device row (``serials_leased`` grows as leases are granted, ``tokens_used``
+as records carrying leased tokens are stored; migration 0006), so a request reads it with the
+device instead of counting every record the device ever sent; only the rate window's records are
+counted. A request is
 granted the blocks that fit under the cap; one that fits none is refused with 409
 ``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
 the same id from the same device gets the very same leases again (a lost answer wastes nothing).
@@ -27,13 +31,13 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from server_stub.auth import Device
 from server_stub.config import ServerConfig
-from server_stub.db import is_postgres, leases, records, serial_counter
+from server_stub.db import devices, is_postgres, leases, records, serial_counter
 from server_stub.errors import Conflict, Unavailable
 from server_stub.keys import ServerKeys
 from sync.wire.protocol import Lease, LeaseRequest
@@ -133,6 +137,7 @@ def allocate(
             for x in out
         ],
     )
+    conn.execute(_ADD_LEASED, {"of_device": device_id, "n": count * block_size})
     return out
 
 
@@ -150,52 +155,29 @@ def device_leases(conn: Connection, device_id: str, request_id: str | None = Non
 
 def unused_serials(conn: Connection, device_id: str) -> int:
     """Serials leased to the device that no record the server holds has used yet."""
-    return _usage(conn, device_id, None).unused
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A device's serials: leased in all, used by the records the server holds, used since the
-    rate window opened."""
-
-    leased: int
-    used: int
-    used_in_window: int
-
-    @property
-    def unused(self) -> int:
-        return max(0, self.leased - self.used)
+    row = conn.execute(_UNUSED, {"device_id": device_id}).one()
+    return max(0, int(row.serials_leased) - int(row.tokens_used))
 
 
 _DEVICE: sa.BindParameter[str] = sa.bindparam("device_id", type_=sa.String)
-_SINCE: sa.BindParameter[int] = sa.bindparam("since_ms", type_=sa.BigInteger)
-
-
-def _used(in_window: bool) -> sa.ScalarSelect[int]:
-    query = sa.select(sa.func.count()).where(
-        records.c.device_id == _DEVICE,
-        records.c.kind == "sale",
-        records.c.token.is_not(None),
-        ~records.c.token.startswith("P"),
-    )
-    if in_window:
-        query = query.where(records.c.received_at >= _SINCE)
-    return query.scalar_subquery()
-
-
-# One round trip for the three figures (built once: a lease request pays for no statement building).
-_USAGE = sa.select(
-    sa.select(sa.func.coalesce(sa.func.sum(leases.c.end_serial - leases.c.start_serial), 0))
-    .where(leases.c.device_id == _DEVICE)
-    .scalar_subquery(),
-    _used(False),
-    _used(True),
+_UNUSED = sa.select(devices.c.serials_leased, devices.c.tokens_used).where(devices.c.device_id == _DEVICE)
+# Tokens used since the rate window opened (a count over at most RATE_WINDOW_DAYS of records).
+_USED_SINCE = sa.select(sa.func.count()).where(
+    records.c.device_id == _DEVICE,
+    records.c.kind == "sale",
+    records.c.token.is_not(None),
+    ~records.c.token.startswith("P"),
+    records.c.received_at >= sa.bindparam("since_ms", type_=sa.BigInteger),
+)
+_ADD_LEASED = (
+    devices.update()
+    .where(devices.c.device_id == sa.bindparam("of_device", type_=sa.String))
+    .values(serials_leased=devices.c.serials_leased + sa.bindparam("n", type_=sa.BigInteger))
 )
 
 
-def _usage(conn: Connection, device_id: str, since_ms: int | None) -> Usage:
-    row = conn.execute(_USAGE, {"device_id": device_id, "since_ms": since_ms or 0}).one()
-    return Usage(int(row[0]), int(row[1]), int(row[2]))
+def _used_since(conn: Connection, device_id: str, since_ms: int) -> int:
+    return int(conn.execute(_USED_SINCE, {"device_id": device_id, "since_ms": since_ms}).scalar_one())
 
 
 def cap_for(used_in_window: int, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
@@ -212,32 +194,27 @@ def _window_start(enrolled_at: int, now_ms: int) -> int:
 
 def cap(conn: Connection, device_id: str, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
     """How many unused serials this device may hold now."""
-    usage = _usage(conn, device_id, _window_start(enrolled_at, now_ms))
-    return cap_for(usage.used_in_window, enrolled_at, config, now_ms)
+    used = _used_since(conn, device_id, _window_start(enrolled_at, now_ms))
+    return cap_for(used, enrolled_at, config, now_ms)
 
 
 def grant(
-    conn: Connection,
-    keys: ServerKeys,
-    device_id: str,
-    enrolled_at: int,
-    req: LeaseRequest,
-    config: ServerConfig,
-    now_ms: int,
+    conn: Connection, keys: ServerKeys, device: Device, req: LeaseRequest, config: ServerConfig, now_ms: int
 ) -> list[Lease]:
-    """Answer a lease request in ``conn``'s write transaction. The caller has locked the device
-    row (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are answered
-    one at a time."""
+    """Answer a lease request in ``conn``'s write transaction. ``device`` was read with its row
+    locked (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are
+    answered one at a time and its counts are current."""
     if req.request_id is not None:
-        again = device_leases(conn, device_id, req.request_id)
+        again = device_leases(conn, device.device_id, req.request_id)
         if again:
             return again
-    usage = _usage(conn, device_id, _window_start(enrolled_at, now_ms))
-    room = cap_for(usage.used_in_window, enrolled_at, config, now_ms) - usage.unused
+    used = _used_since(conn, device.device_id, _window_start(device.enrolled_at, now_ms))
+    unused = max(0, device.serials_leased - device.tokens_used)
+    room = cap_for(used, device.enrolled_at, config, now_ms) - unused
     count = min(req.count, config.max_blocks_per_request, max(0, room) // config.block_size)
     if count < 1:
         raise Conflict(
             "this device already holds as many unused tokens as it may; use them before asking for more",
             code="lease_cap_reached",
         )
-    return allocate(conn, keys, device_id, count, config.block_size, now_ms, req.request_id)
+    return allocate(conn, keys, device.device_id, count, config.block_size, now_ms, req.request_id)

@@ -175,6 +175,11 @@ def load_state(
     )
 
 
+def _uses_a_leased_token(row: Any) -> bool:
+    token = row["token"]
+    return row["kind"] == "sale" and token is not None and not token.startswith("P")
+
+
 _INSERTS = {t.name: t.insert() for t in (records, tokens, quarantine, gap_reports)}
 
 
@@ -194,5 +199,8 @@ def write_batch(conn: Connection, state: BatchState) -> None:
         changes.update(head_seq=state.head_seq, head_hash=state.head_hash)
     if state.fork_seq is not None and device.flagged_at is None:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
+    used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
+    if used:  # the lease cap's count of used serials (server_stub.leases)
+        changes.update(tokens_used=devices.c.tokens_used + used)
     if changes:
         conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))

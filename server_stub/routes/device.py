@@ -78,7 +78,7 @@ def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: Metrics
     with write(st.engine) as conn:  # one transaction: the signature's nonce and the grant
         # the device row is read once, locked: a device's lease requests are answered in turn
         dev = st.auth.authenticate(conn, call, st.clock(), signed, lock=True)
-        granted = grant(conn, st.keys, dev.device_id, dev.enrolled_at, req, st.config, st.now_ms())
+        granted = grant(conn, st.keys, dev, req, st.config, st.now_ms())
     m.leases(len(granted), sum(g.end_serial - g.start_serial for g in granted))
     # Serialised here: returned as a model, FastAPI would validate it again on the way out.
     answer = LeaseResponse(block_size=st.config.block_size, leases=granted)
