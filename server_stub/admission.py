@@ -11,8 +11,10 @@ so a statewide storm of kiosks comes back as a stream the server can take instea
 A *light* request (a POST whose declared body is at most :data:`LIGHT_BODY_BYTES`: a lease
 request, a heartbeat, an enrollment) waits in the queue whenever the worker drains the queue
 ahead of it within ``queue_wait_s``, without the per-slot cap that guards against a drain rate
-measured on small requests being optimistic for big batches: a lease storm of 200 devices is
-queued for a few tens of ms instead of being sent away for a second or more.
+measured on small requests being optimistic for big batches (before the rate is measured at
+all, light requests get that cap and batches only the slots): a lease storm of 200 devices is
+queued for a few tens of ms instead of being sent away for a second or more, and the enrollments
+of a fresh server's first minute are not turned away.
 
 The paths guarded are the kiosks' and LSPs' API (``/v1/...``); health checks always pass.
 The counters live in the worker's event loop (one thread): no lock is needed.
@@ -87,12 +89,12 @@ class Gate:
     def queue_room(self, light: bool = False) -> int:
         """What the worker drains in ``queue_wait_s``, and never more than
         :data:`QUEUE_SLOTS` times its slots (a rate measured on small requests before a storm is
-        optimistic until the storm's own requests finish) unless the request is ``light`` and
-        the rate is measured; until the rate is measured at all (the first burst after a start),
-        no more than its slots."""
+        optimistic until the storm's own requests finish); until the rate is measured at all (the
+        first burst after a start), no more than its slots. A ``light`` request is held to what
+        drains alone once the rate is measured, and to the per-slot cap before."""
         room = max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
-        if light and self.drain.known:
-            return room
+        if light:
+            return room if self.drain.known else min(room, QUEUE_SLOTS * self.max_in_flight)
         return min(room, (QUEUE_SLOTS if self.drain.known else 1) * self.max_in_flight)
 
     async def enter(self, light: bool = False) -> float | None:

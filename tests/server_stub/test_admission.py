@@ -67,7 +67,8 @@ def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> 
 
 def test_a_light_request_queues_for_what_drains_in_the_wait_without_the_per_slot_cap() -> None:
     gate = Gate(max_in_flight=4, queue_wait_s=1.5)
-    assert gate.queue_room(light=True) == 4  # before the rate is measured: no more than the slots
+    assert gate.queue_room() == 4  # before the rate is measured: a batch waits only for the slots
+    assert gate.queue_room(light=True) == 16  # a lease request or an enrollment: 4 per slot
     gate.drain.mean_s, gate.drain.measured = 0.02, 8  # measured: 200 a second
     assert gate.queue_room() == 16  # a batch: at most 4 per slot wait
     assert gate.queue_room(light=True) == 300  # a lease request: what drains in 1.5 s
