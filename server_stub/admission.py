@@ -8,6 +8,14 @@ mean time a request holds one). A request beyond that is answered at once with 4
 behind the work already admitted (and behind the callers shed before them), with +-20% jitter,
 so a statewide storm of kiosks comes back as a stream the server can take instead of a wave.
 
+A *light* request (a POST whose declared body is at most :data:`LIGHT_BODY_BYTES`: a lease
+request, a heartbeat, an enrollment) waits in the queue whenever the worker drains the queue
+ahead of it within ``queue_wait_s``, without the per-slot cap that guards against a drain rate
+measured on small requests being optimistic for big batches (before the rate is measured at
+all, light requests get that cap and batches only the slots): a lease storm of 200 devices is
+queued for a few tens of ms instead of being sent away for a second or more, and the enrollments
+of a fresh server's first minute are not turned away.
+
 The paths guarded are the kiosks' and LSPs' API (``/v1/...``); health checks always pass.
 The counters live in the worker's event loop (one thread): no lock is needed.
 """
@@ -27,6 +35,7 @@ from server_stub.bodies import ASGIApp, Receive, Scope, Send
 
 GUARDED_PREFIX = "/v1/"
 QUEUE_SLOTS = 4  # the queue holds at most this many requests per slot
+LIGHT_BODY_BYTES = 4096  # a POST declaring at most this much is light (a batch is tens of KB)
 MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait longer
 
 
@@ -77,21 +86,24 @@ class Gate:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def queue_room(self) -> int:
+    def queue_room(self, light: bool = False) -> int:
         """What the worker drains in ``queue_wait_s``, and never more than
         :data:`QUEUE_SLOTS` times its slots (a rate measured on small requests before a storm is
         optimistic until the storm's own requests finish); until the rate is measured at all (the
-        first burst after a start), no more than its slots."""
+        first burst after a start), no more than its slots. A ``light`` request is held to what
+        drains alone once the rate is measured, and to the per-slot cap before."""
         room = max(1, math.floor(self.drain.per_s() * self.queue_wait_s))
+        if light:
+            return room if self.drain.known else min(room, QUEUE_SLOTS * self.max_in_flight)
         return min(room, (QUEUE_SLOTS if self.drain.known else 1) * self.max_in_flight)
 
-    async def enter(self) -> float | None:
-        """Take a slot (waiting in the queue when there is room): the time it was taken, or None
-        when this one is shed."""
+    async def enter(self, light: bool = False) -> float | None:
+        """Take a slot (waiting in the queue when there is room, see :meth:`queue_room`): the
+        time it was taken, or None when this one is shed."""
         if self.running < self.max_in_flight and not self._waiting:
             self.running += 1
             return self.clock()
-        if self.waiting >= self.queue_room():
+        if self.waiting >= self.queue_room(light):
             self.shed += 1
             return None
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -136,7 +148,7 @@ class Admission:
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
             await self.app(scope, receive, send)
             return
-        entered_at = await self.gate.enter()
+        entered_at = await self.gate.enter(_light(scope))
         if entered_at is None:
             await _shed(send, self.gate.retry_after_s())
             return
@@ -144,6 +156,16 @@ class Admission:
             await self.app(scope, receive, send)
         finally:
             self.gate.leave(entered_at)
+
+
+def _light(scope: Scope) -> bool:
+    """A POST that declares a small body (see :data:`LIGHT_BODY_BYTES`)."""
+    if scope.get("method") != "POST":
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= LIGHT_BODY_BYTES
+    return False
 
 
 async def _shed(send: Send, retry_after: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,6 +40,8 @@ class Device:
     flagged_at: int | None
     revoked_at: int | None = None
     enrolled_at: int = 0
+    serials_leased: int = 0  # leased to it in all
+    tokens_used: int = 0  # leased tokens on the sales the server holds
 
     @property
     def flagged(self) -> bool:
@@ -55,29 +58,46 @@ class SignedCall:
     digest_hex: str
 
 
+# Built once: every signed request runs these, and building a statement costs more CPU than
+# running it (SQLAlchemy caches the compiled form, not the construction).
+_READ_DEVICE = (
+    sa.select(devices, kiosks.c.lsp_id)
+    .join(kiosks, kiosks.c.kiosk_code == devices.c.kiosk_code)
+    .where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
+)
+_READ_DEVICE_LOCKED = _READ_DEVICE.with_for_update(of=devices)
+_INSERT_NONCE = nonces.insert()
+_RELOCK = sa.select(
+    devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at
+).where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
+_RELOCK_PG = _RELOCK.with_for_update()
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(text: str) -> Ed25519PublicKey:
+    """The key of a ``public_key`` column (parsed once per key: the same kiosks call again and again)."""
+    return load_public_key_b64(text)
+
+
 def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device | None:
     """The device row with its kiosk's LSP; ``lock`` holds the row (``FOR UPDATE`` on PostgreSQL,
     the write lock the transaction already took on SQLite) until the transaction ends."""
-    query = (
-        sa.select(devices, kiosks.c.lsp_id)
-        .join(kiosks, kiosks.c.kiosk_code == devices.c.kiosk_code)
-        .where(devices.c.device_id == device_id)
-    )
-    if lock and is_postgres(conn):
-        query = query.with_for_update(of=devices)
-    row = conn.execute(query).first()
+    query = _READ_DEVICE_LOCKED if lock and is_postgres(conn) else _READ_DEVICE
+    row = conn.execute(query, {"device_id": device_id}).first()
     if row is None:
         return None
     return Device(
         device_id=row.device_id,
         kiosk_code=row.kiosk_code,
         lsp_id=row.lsp_id,
-        public_key=load_public_key_b64(row.public_key),
+        public_key=_public_key(row.public_key),
         head_seq=row.head_seq,
         head_hash=row.head_hash,
         flagged_at=row.flagged_at,
         revoked_at=row.revoked_at,
         enrolled_at=row.enrolled_at,
+        serials_leased=row.serials_leased,
+        tokens_used=row.tokens_used,
     )
 
 
@@ -94,9 +114,8 @@ def current_device(conn: Connection, device_id: str, *, lock: bool = False) -> D
 def relock_device(conn: Connection, device: Device) -> Device:
     """``device`` with its changing fields (head, flag, revocation) read again in ``conn``'s write
     transaction and the row locked (``FOR UPDATE`` on PostgreSQL); Unauthorized when revoked since."""
-    query = sa.select(devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at)
-    query = query.where(devices.c.device_id == device.device_id)
-    row = conn.execute(query.with_for_update() if is_postgres(conn) else query).one()
+    query = _RELOCK_PG if is_postgres(conn) else _RELOCK
+    row = conn.execute(query, {"device_id": device.device_id}).one()
     if row.revoked_at is not None:
         raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
     return dataclasses.replace(
@@ -156,7 +175,7 @@ class DeviceAuthenticator:
     def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
         expires = int(now) + 2 * self.max_skew_s + 1
         try:
-            conn.execute(nonces.insert().values(device_id=device_id, nonce=nonce, expires_at=expires))
+            conn.execute(_INSERT_NONCE, {"device_id": device_id, "nonce": nonce, "expires_at": expires})
         except IntegrityError:
             raise Unauthorized(
                 "this request was already received (replayed nonce)", code="replayed_nonce"

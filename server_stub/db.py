@@ -93,6 +93,10 @@ devices = sa.Table(
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("last_heartbeat_at", sa.BigInteger, nullable=True),
     sa.Column("printer_state", sa.String(32), nullable=True),  # as the last heartbeat said (0004)
+    # Kept as leases are granted and records stored (0006): the lease cap's "unused" is
+    # serials_leased - tokens_used, without counting the device's records on every request.
+    sa.Column("serials_leased", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("tokens_used", sa.BigInteger, nullable=False, server_default="0"),  # leased tokens stored
 )
 
 leases = sa.Table(

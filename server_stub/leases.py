@@ -16,7 +16,11 @@ Final tokens for provisional records come from the same space.
 Bounded (:func:`grant`): a device may hold at most its cap of **unused** serials (leased to it
 and not yet seen in a record): ``lease_cap_days`` days of its observed rate (tokens the server
 received from it over the last :data:`RATE_WINDOW_DAYS` days, per day since it enrolled if that
-is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_max``. A request is
+is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_max``. The unused
+count is kept on the device row (``serials_leased`` grows as leases are granted, ``tokens_used``
+as records carrying leased tokens are stored; migration 0006), so a request reads it with the
+device instead of counting every record the device ever sent; only the rate window's records are
+counted. A request is
 granted the blocks that fit under the cap; one that fits none is refused with 409
 ``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
 the same id from the same device gets the very same leases again (a lost answer wastes nothing).
@@ -31,6 +35,7 @@ import weakref
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from server_stub.auth import Device
 from server_stub.config import ServerConfig
 from server_stub.db import devices, is_postgres, leases, records, serial_counter
 from server_stub.errors import Conflict, Unavailable
@@ -96,6 +101,9 @@ def take_serials(conn: Connection, n: int) -> int:
     return int(after) - n
 
 
+_INSERT_LEASE = leases.insert()
+
+
 def allocate(
     conn: Connection,
     keys: ServerKeys,
@@ -115,7 +123,7 @@ def allocate(
         sig = sign_lease(keys.sign, device_id, start, start, end)
         out.append(Lease(lease_id=start, start_serial=start, end_serial=end, sig=sig))
     conn.execute(
-        leases.insert(),
+        _INSERT_LEASE,
         [
             {
                 "lease_id": x.lease_id,
@@ -129,6 +137,7 @@ def allocate(
             for x in out
         ],
     )
+    conn.execute(_ADD_LEASED, {"of_device": device_id, "n": count * block_size})
     return out
 
 
@@ -146,50 +155,66 @@ def device_leases(conn: Connection, device_id: str, request_id: str | None = Non
 
 def unused_serials(conn: Connection, device_id: str) -> int:
     """Serials leased to the device that no record the server holds has used yet."""
-    leased = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(leases.c.end_serial - leases.c.start_serial), 0)).where(
-            leases.c.device_id == device_id
-        )
-    ).scalar_one()
-    return max(0, int(leased) - _tokens_used_since(conn, device_id, None))
+    row = conn.execute(_UNUSED, {"device_id": device_id}).one()
+    return max(0, int(row.serials_leased) - int(row.tokens_used))
 
 
-def _tokens_used_since(conn: Connection, device_id: str, since_ms: int | None) -> int:
-    query = sa.select(sa.func.count()).where(
-        records.c.device_id == device_id,
-        records.c.kind == "sale",
-        records.c.token.is_not(None),
-        ~records.c.token.startswith("P"),
-    )
-    if since_ms is not None:
-        query = query.where(records.c.received_at >= since_ms)
-    return int(conn.execute(query).scalar_one())
+_DEVICE: sa.BindParameter[str] = sa.bindparam("device_id", type_=sa.String)
+_UNUSED = sa.select(devices.c.serials_leased, devices.c.tokens_used).where(devices.c.device_id == _DEVICE)
+# Tokens used since the rate window opened (a count over at most RATE_WINDOW_DAYS of records).
+_USED_SINCE = sa.select(sa.func.count()).where(
+    records.c.device_id == _DEVICE,
+    records.c.kind == "sale",
+    records.c.token.is_not(None),
+    ~records.c.token.startswith("P"),
+    records.c.received_at >= sa.bindparam("since_ms", type_=sa.BigInteger),
+)
+_ADD_LEASED = (
+    devices.update()
+    .where(devices.c.device_id == sa.bindparam("of_device", type_=sa.String))
+    .values(serials_leased=devices.c.serials_leased + sa.bindparam("n", type_=sa.BigInteger))
+)
+
+
+def _used_since(conn: Connection, device_id: str, since_ms: int) -> int:
+    return int(conn.execute(_USED_SINCE, {"device_id": device_id, "since_ms": since_ms}).scalar_one())
+
+
+def cap_for(used_in_window: int, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
+    """How many unused serials a device may hold, from the tokens it used in the rate window."""
+    window_start = _window_start(enrolled_at, now_ms)
+    days = max(1.0, (now_ms - window_start) / DAY_MS)
+    per_day = used_in_window / days
+    return min(config.lease_cap_max, max(config.lease_cap_min, math.ceil(per_day * config.lease_cap_days)))
+
+
+def _window_start(enrolled_at: int, now_ms: int) -> int:
+    return max(enrolled_at, now_ms - RATE_WINDOW_DAYS * DAY_MS)
 
 
 def cap(conn: Connection, device_id: str, enrolled_at: int, config: ServerConfig, now_ms: int) -> int:
     """How many unused serials this device may hold now."""
-    window_start = max(enrolled_at, now_ms - RATE_WINDOW_DAYS * DAY_MS)
-    days = max(1.0, (now_ms - window_start) / DAY_MS)
-    per_day = _tokens_used_since(conn, device_id, window_start) / days
-    return min(config.lease_cap_max, max(config.lease_cap_min, math.ceil(per_day * config.lease_cap_days)))
+    used = _used_since(conn, device_id, _window_start(enrolled_at, now_ms))
+    return cap_for(used, enrolled_at, config, now_ms)
 
 
 def grant(
-    conn: Connection, keys: ServerKeys, device_id: str, req: LeaseRequest, config: ServerConfig, now_ms: int
+    conn: Connection, keys: ServerKeys, device: Device, req: LeaseRequest, config: ServerConfig, now_ms: int
 ) -> list[Lease]:
-    """Answer a lease request in ``conn``'s write transaction (the device row is locked first, so a
-    device's requests are answered one at a time)."""
-    lock = sa.select(devices.c.enrolled_at).where(devices.c.device_id == device_id).with_for_update()
-    enrolled_at = conn.execute(lock).scalar_one()
+    """Answer a lease request in ``conn``'s write transaction. ``device`` was read with its row
+    locked (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are
+    answered one at a time and its counts are current."""
     if req.request_id is not None:
-        again = device_leases(conn, device_id, req.request_id)
+        again = device_leases(conn, device.device_id, req.request_id)
         if again:
             return again
-    room = cap(conn, device_id, enrolled_at, config, now_ms) - unused_serials(conn, device_id)
+    used = _used_since(conn, device.device_id, _window_start(device.enrolled_at, now_ms))
+    unused = max(0, device.serials_leased - device.tokens_used)
+    room = cap_for(used, device.enrolled_at, config, now_ms) - unused
     count = min(req.count, config.max_blocks_per_request, max(0, room) // config.block_size)
     if count < 1:
         raise Conflict(
             "this device already holds as many unused tokens as it may; use them before asking for more",
             code="lease_cap_reached",
         )
-    return allocate(conn, keys, device_id, count, config.block_size, now_ms, req.request_id)
+    return allocate(conn, keys, device.device_id, count, config.block_size, now_ms, req.request_id)

@@ -18,13 +18,41 @@ from server_stub.ingest.state import BatchState, CatalogFacts, FinalTokens, Offe
 from server_stub.leases import take_serials
 from sync.wire.protocol import RejectReason, WireRecord
 
+# The statements every batch runs, built once (building one costs more CPU than running it;
+# SQLAlchemy caches the compiled form, not the construction). Parameters: device_id, first, last.
+_DEVICE = sa.bindparam("device_id", type_=sa.String)
+_FIRST = sa.bindparam("first", type_=sa.BigInteger)
+_LAST = sa.bindparam("last", type_=sa.BigInteger)
+_STORED = sa.select(records.c.seq, records.c.hash, records.c.final_token).where(
+    records.c.device_id == _DEVICE, records.c.seq.between(_FIRST, _LAST)
+)
+_QUARANTINED = sa.select(quarantine.c.seq, quarantine.c.hash, quarantine.c.reason).where(
+    quarantine.c.device_id == _DEVICE, quarantine.c.seq.between(_FIRST, _LAST)
+)
+_USED_TOKENS = sa.select(tokens.c.token).where(tokens.c.token.in_(sa.bindparam("tokens", expanding=True)))
+_LEASES = (
+    sa.select(leases.c.start_serial, leases.c.end_serial)
+    .where(leases.c.device_id == _DEVICE)
+    .order_by(leases.c.start_serial)
+)
+_KNOWN_GAPS = sa.select(gap_reports.c.seq).where(
+    gap_reports.c.device_id == _DEVICE, gap_reports.c.seq.between(_FIRST, _LAST)
+)
+_CATALOG_STAMPS = sa.select(catalog_versions.c.version, catalog_versions.c.loaded_at)
+_LAST_CREATED_AT = (
+    sa.select(records.c.created_at)
+    .where(records.c.device_id == _DEVICE)
+    .order_by(records.c.seq.desc())
+    .limit(1)
+)
+
+
+def _span(device_id: str, first: int, last: int) -> dict[str, Any]:
+    return {"device_id": device_id, "first": first, "last": last}
+
 
 def _stored(conn: Connection, device_id: str, first: int, last: int) -> dict[int, StoredRecord]:
-    rows = conn.execute(
-        sa.select(records.c.seq, records.c.hash, records.c.final_token).where(
-            records.c.device_id == device_id, records.c.seq.between(first, last)
-        )
-    )
+    rows = conn.execute(_STORED, _span(device_id, first, last))
     return {row.seq: StoredRecord(row.hash, row.final_token) for row in rows}
 
 
@@ -33,11 +61,7 @@ def _quarantined(
 ) -> tuple[set[tuple[int, str]], dict[tuple[int, str], RejectReason]]:
     held: set[tuple[int, str]] = set()
     passed_over: dict[tuple[int, str], RejectReason] = {}
-    for row in conn.execute(
-        sa.select(quarantine.c.seq, quarantine.c.hash, quarantine.c.reason).where(
-            quarantine.c.device_id == device_id, quarantine.c.seq.between(first, last)
-        )
-    ):
+    for row in conn.execute(_QUARANTINED, _span(device_id, first, last)):
         held.add((row.seq, row.hash))
         if row.reason != "fork":
             passed_over[(row.seq, row.hash)] = cast(RejectReason, row.reason)
@@ -48,17 +72,11 @@ def _used_tokens(conn: Connection, recs: Sequence[WireRecord]) -> set[str]:
     batch_tokens = {r.token for r in recs if r.token}
     if not batch_tokens:
         return set()
-    return {
-        row.token for row in conn.execute(sa.select(tokens.c.token).where(tokens.c.token.in_(batch_tokens)))
-    }
+    return {row.token for row in conn.execute(_USED_TOKENS, {"tokens": sorted(batch_tokens)})}
 
 
 def _leases(conn: Connection, device_id: str) -> tuple[list[int], list[int]]:
-    rows = conn.execute(
-        sa.select(leases.c.start_serial, leases.c.end_serial)
-        .where(leases.c.device_id == device_id)
-        .order_by(leases.c.start_serial)
-    ).all()
+    rows = conn.execute(_LEASES, {"device_id": device_id}).all()
     return [r.start_serial for r in rows], [r.end_serial for r in rows]
 
 
@@ -90,12 +108,7 @@ def _void_targets(
 
 
 def _known_gaps(conn: Connection, device_id: str, first: int, last: int) -> set[int]:
-    rows = conn.execute(
-        sa.select(gap_reports.c.seq).where(
-            gap_reports.c.device_id == device_id, gap_reports.c.seq.between(first, last)
-        )
-    )
-    return {row.seq for row in rows}
+    return {row.seq for row in conn.execute(_KNOWN_GAPS, _span(device_id, first, last))}
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,7 +129,7 @@ def load_catalog(conn: Connection) -> CatalogFacts:
     """Every version's load time (one small query per batch) and services (bodies read only for
     versions this process has not parsed yet)."""
     parsed = _PARSED.setdefault(conn.engine, {})
-    stamps = conn.execute(sa.select(catalog_versions.c.version, catalog_versions.c.loaded_at)).all()
+    stamps = conn.execute(_CATALOG_STAMPS).all()
     missing = [r.version for r in stamps if r.version not in parsed]
     if missing:
         query = sa.select(catalog_versions.c.version, catalog_versions.c.body)
@@ -129,12 +142,7 @@ def load_catalog(conn: Connection) -> CatalogFacts:
 
 
 def _last_created_at(conn: Connection, device_id: str) -> int | None:
-    return conn.execute(
-        sa.select(records.c.created_at)
-        .where(records.c.device_id == device_id)
-        .order_by(records.c.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return conn.execute(_LAST_CREATED_AT, {"device_id": device_id}).scalar_one_or_none()
 
 
 def load_state(
@@ -167,6 +175,14 @@ def load_state(
     )
 
 
+def _uses_a_leased_token(row: Any) -> bool:
+    token = row["token"]
+    return row["kind"] == "sale" and token is not None and not token.startswith("P")
+
+
+_INSERTS = {t.name: t.insert() for t in (records, tokens, quarantine, gap_reports)}
+
+
 def write_batch(conn: Connection, state: BatchState) -> None:
     """The batch's rows, and the device's new head and fork flag."""
     for table, rows in (
@@ -176,12 +192,15 @@ def write_batch(conn: Connection, state: BatchState) -> None:
         (gap_reports, state.rows.gaps),
     ):
         if rows:
-            conn.execute(table.insert(), rows)
+            conn.execute(_INSERTS[table.name], rows)
     device = state.device
     changes: dict[str, Any] = {}
     if state.head_seq != device.head_seq:
         changes.update(head_seq=state.head_seq, head_hash=state.head_hash)
     if state.fork_seq is not None and device.flagged_at is None:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
+    used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
+    if used:  # the lease cap's count of used serials (server_stub.leases)
+        changes.update(tokens_used=devices.c.tokens_used + used)
     if changes:
         conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))

@@ -73,13 +73,16 @@ def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep, m: Metric
     response_model=LeaseResponse,
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
 )
-def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> LeaseResponse:
+def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> Response:
     signed = st.auth.admit(call, st.clock())
     with write(st.engine) as conn:  # one transaction: the signature's nonce and the grant
-        dev = st.auth.authenticate(conn, call, st.clock(), signed)
-        granted = grant(conn, st.keys, dev.device_id, req, st.config, st.now_ms())
+        # the device row is read once, locked: a device's lease requests are answered in turn
+        dev = st.auth.authenticate(conn, call, st.clock(), signed, lock=True)
+        granted = grant(conn, st.keys, dev, req, st.config, st.now_ms())
     m.leases(len(granted), sum(g.end_serial - g.start_serial for g in granted))
-    return LeaseResponse(block_size=st.config.block_size, leases=granted)
+    # Serialised here: returned as a model, FastAPI would validate it again on the way out.
+    answer = LeaseResponse(block_size=st.config.block_size, leases=granted)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/v1/catalog", response_model=CatalogResponse, responses=DEVICE)

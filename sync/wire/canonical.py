@@ -86,9 +86,23 @@ def _check_full(value: Any, path: str) -> None:
         raise CanonicalError(f"{path}: {type(value).__name__} has no canonical form")
 
 
+def _plain(value: Any) -> bool:
+    """True when ``value`` is made of exact str/int/dict/list only: the common case, checked
+    without building a path for every value (:func:`_check` names the path when it is not)."""
+    kind = type(value)
+    if kind is str or kind is int:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def canonical_json(obj: Any) -> bytes:
     """UTF-8 JSON, sorted keys, no whitespace, integers and strings only."""
-    _check(obj, "$")
+    if not _plain(obj):
+        _check(obj, "$")  # raises with the path, or passes (a str/int subclass)
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from server_stub.admission import MAX_RETRY_AFTER_S, DrainRate, Gate
+from server_stub.admission import LIGHT_BODY_BYTES, MAX_RETRY_AFTER_S, DrainRate, Gate, _light
 from server_stub.db import write
 from tests.server_stub.conftest import Harness
 
@@ -63,6 +63,32 @@ def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> 
     for _ in range(8):
         gate.drain.done(0.5)
     assert gate.queue_room() == 16  # 80 drain in 10 s, but at most 4 per slot wait
+
+
+def test_a_light_request_queues_for_what_drains_in_the_wait_without_the_per_slot_cap() -> None:
+    gate = Gate(max_in_flight=4, queue_wait_s=1.5)
+    assert gate.queue_room() == 4  # before the rate is measured: a batch waits only for the slots
+    assert gate.queue_room(light=True) == 16  # a lease request or an enrollment: 4 per slot
+    gate.drain.mean_s, gate.drain.measured = 0.02, 8  # measured: 200 a second
+    assert gate.queue_room() == 16  # a batch: at most 4 per slot wait
+    assert gate.queue_room(light=True) == 300  # a lease request: what drains in 1.5 s
+    gate.drain.mean_s = 2.0  # 2 a second
+    assert gate.queue_room(light=True) == gate.queue_room() == 3  # never more than drains in the wait
+
+
+def test_only_a_post_declaring_a_small_body_is_light() -> None:
+    def scope(method: str, length: bytes | None) -> dict[str, object]:
+        headers = [(b"content-type", b"application/json")]
+        if length is not None:
+            headers.append((b"content-length", length))
+        return {"method": method, "headers": headers}
+
+    assert _light(scope("POST", b"11"))
+    assert _light(scope("POST", str(LIGHT_BODY_BYTES).encode()))
+    assert not _light(scope("POST", str(LIGHT_BODY_BYTES + 1).encode()))  # a batch
+    assert not _light(scope("POST", None))  # chunked: its size is not known
+    assert not _light(scope("POST", b"-1"))
+    assert not _light(scope("GET", b"0"))  # a GET may be big to answer (the directory)
 
 
 def test_the_queue_is_what_drains_in_the_wait_when_that_is_less() -> None:

@@ -180,3 +180,58 @@ def test_postgres_serials_come_from_ranges_of_a_sequence_disjoint_across_process
             e.dispose()
         with pytest.raises(StopIteration):
             next(gen)
+
+
+def _counted(engine: sa.Engine, device_id: str) -> tuple[int, int]:
+    """What the device row's counters stand for, counted from the leases and records."""
+    from server_stub.db import records
+
+    with engine.connect() as conn:
+        leased = conn.execute(
+            sa.select(sa.func.sum(leases.c.end_serial - leases.c.start_serial)).where(
+                leases.c.device_id == device_id
+            )
+        ).scalar_one()
+        used = conn.execute(
+            sa.select(sa.func.count()).where(
+                records.c.device_id == device_id,
+                records.c.kind == "sale",
+                records.c.token.is_not(None),
+                ~records.c.token.startswith("P"),
+            )
+        ).scalar_one()
+    return int(leased), int(used)
+
+
+def _counters(engine: sa.Engine, device_id: str) -> tuple[int, int]:
+    from server_stub.db import devices
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(devices.c.serials_leased, devices.c.tokens_used).where(devices.c.device_id == device_id)
+        ).one()
+    return int(row.serials_leased), int(row.tokens_used)
+
+
+def test_the_device_row_keeps_its_leased_and_used_serials_and_migration_0006_counts_them(
+    server: Harness, tmp_path: Path
+) -> None:
+    """The lease cap reads the device's counters instead of counting its records: they follow
+    every grant and every stored record (a resend counts nothing twice), and 0006 fills them in."""
+    from alembic import command
+
+    from server_stub.db import _alembic_config, migrate
+
+    fake = server.enrolled()
+    recs = fake.make_records(700)
+    for i in range(0, 700, 350):
+        assert {a["status"] for a in fake.push(recs[i : i + 350]).json()["acks"]} == {"accepted"}
+    assert {a["status"] for a in fake.push(recs[:350]).json()["acks"]} == {"duplicate"}
+    fake.lease(2)
+    counted = _counted(server.engine, fake.device_id)
+    assert counted[1] > 0 and _counters(server.engine, fake.device_id) == counted
+    keys_dir = tmp_path / "keys"
+    with server.engine.begin() as conn:
+        command.downgrade(_alembic_config(conn, keys_dir), "0005")
+    migrate(server.engine, keys_dir)
+    assert _counters(server.engine, fake.device_id) == counted
