@@ -6,6 +6,7 @@ import datetime as dt
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +58,11 @@ def _start(kiosk: Kiosk, ledger: Ledger, hooks: Hooks, *, with_printer: bool) ->
     return ApiServer(app).start()
 
 
-@pytest.fixture
-def api(kiosk: Kiosk, ledger: Ledger) -> Iterator[Api]:
+@contextmanager
+def serving(kiosk: Kiosk, ledger: Ledger, *, with_printer: bool) -> Iterator[Api]:
+    """The local API on a free loopback port over ``ledger``, and a session that carries its token."""
     hooks = Hooks()
-    server = _start(kiosk, ledger, hooks, with_printer=True)
+    server = _start(kiosk, ledger, hooks, with_printer=with_printer)
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {TOKEN}"
     try:
@@ -68,6 +70,12 @@ def api(kiosk: Kiosk, ledger: Ledger) -> Iterator[Api]:
     finally:
         s.close()
         server.stop()
+
+
+@pytest.fixture
+def api(kiosk: Kiosk, ledger: Ledger) -> Iterator[Api]:
+    with serving(kiosk, ledger, with_printer=True) as a:
+        yield a
 
 
 def _new(

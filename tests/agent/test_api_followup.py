@@ -16,7 +16,7 @@ from agent.ledger import Ledger
 from hardware.receipt import receipt_qr_text
 from sync.wire import canonical
 from sync.wire.verhoeff import token_for_serial
-from tests.agent.test_api import TOKEN, Api, Hooks, _new, _start
+from tests.agent.test_api import TOKEN, Api, _new, serving
 from tests.conftest import ELEC, Kiosk
 
 JAN = {"service": "JAN_AADHAAR", "fields": {"family_head": "Sita Devi"}}
@@ -24,15 +24,8 @@ JAN = {"service": "JAN_AADHAAR", "fields": {"family_head": "Sita Devi"}}
 
 @pytest.fixture
 def fapi(kiosk: Kiosk, ledger: Ledger) -> Iterator[Api]:
-    hooks = Hooks()
-    server = _start(kiosk, ledger, hooks, with_printer=False)
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {TOKEN}"
-    try:
-        yield Api(server.url, server.port, ledger, hooks, s)
-    finally:
-        s.close()
-        server.stop()
+    with serving(kiosk, ledger, with_printer=False) as a:
+        yield a
 
 
 def test_a_fee_only_service_takes_no_amount(fapi: Api) -> None:
