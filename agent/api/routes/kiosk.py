@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from agent import transactions
-from agent.api import alerts, queries
+from agent import alerts, transactions
+from agent.api import queries
 from agent.api.state import Kiosk
 
 router = APIRouter(prefix="/api", tags=["kiosk"])
