@@ -11,6 +11,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from agent.harness import stop_process
 from server_stub import admin
 from server_stub.db import leases, make_engine
 from tests.server_stub.conftest import PG_SKIP, Harness, free_port, kiosk_server_argv, wait_healthy
@@ -101,12 +102,7 @@ def test_two_worker_processes_on_postgres_never_overlap(tmp_path: Path) -> None:
         _assert_disjoint(stored, 100)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout_s=30)  # SIGTERM, then SIGKILL after 30 s
         engine.dispose()
         with pytest.raises(StopIteration):
             next(gen)  # drops the schema

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from agent.harness import stop_process
 from server_stub import admin
 from server_stub.config import ServerConfig
 from server_stub.db import make_engine
@@ -84,12 +85,7 @@ def _host(db_url: str, keys: Path, log: Path, *flags: str) -> Iterator[str]:
         wait_healthy(url, 60, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=30)  # SIGTERM, then SIGKILL after 30 s
 
 
 def _heartbeats(fake: FakeKiosk, urls: list[str], n: int) -> tuple[Counter[int], float]:
