@@ -76,13 +76,15 @@ def kiosk_page(
 
 def _month(st: AppState, lsp_id: str, month: str) -> monthly.MonthlyReconciliation:
     with read(st.engine) as conn:
-        return reports.month_report(conn, lsp_id, month, st.config.timezone, st.config.sla_hours, st.now_ms())
+        return monthly.month_report(
+            conn, lsp_id, month, tz=st.config.timezone, sla_hours=st.config.sla_hours, now_ms=st.now_ms()
+        )
 
 
 def _day(st: AppState, lsp_id: str, day: str) -> reconcile.Reconciliation:
     parsed = reconcile.parse_day(day)
     with read(st.engine) as conn:
-        return reports.day_report(conn, lsp_id, parsed, st.config.timezone, st.config.sla_hours)
+        return reconcile.build(conn, lsp_id, parsed, st.config.timezone, st.config.sla_hours)
 
 
 def _download(report: reports.Report, fmt: Fmt, stem: str) -> Response:

@@ -8,7 +8,6 @@ JSON keeps paise, as the API does.
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from sqlalchemy.engine import Connection
 
@@ -17,17 +16,6 @@ from server_stub.sheets import safe_cell
 from sync.wire.protocol import KioskRecon, Reconciliation
 
 HEADER = ["date", "kiosk_code", "name", "flagged", *reconcile.CSV_FIELDS]
-
-
-def day_report(conn: Connection, lsp_id: str, day: date, tz: str, sla_hours: int) -> Reconciliation:
-    return reconcile.build(conn, lsp_id, day, tz, sla_hours)
-
-
-def month_report(
-    conn: Connection, lsp_id: str, month: str, tz: str, sla_hours: int, now_ms: int
-) -> monthly.MonthlyReconciliation:
-    """Each kiosk's month: :func:`server_stub.monthly.month_report`, as the monthly API answers."""
-    return monthly.month_report(conn, lsp_id, month, tz=tz, sla_hours=sla_hours, now_ms=now_ms)
 
 
 def kiosk_days(
