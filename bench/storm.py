@@ -26,7 +26,9 @@ and a fresh schema per server, dropped at the end. `--compare-concurrency A,B` r
 level on the same server (fresh kiosks each) and prints records/s of each against the first;
 `--compare-workers 1,2` starts one server (fresh database) per worker count. `--lease-storm`: 200
 enrolled devices ask for a block at once (`--lease-rounds` times each): grants/s and whether the
-ranges are disjoint. `--resend`: `--resend-kiosks` kiosks send one batch each, one at a time, then
+ranges are disjoint, then the same client against a do-nothing endpoint served the same way
+(bench/bare_server.py): grants/s over its answers/s is how close a grant comes to what this machine
+and this client can do at all. `--resend`: `--resend-kiosks` kiosks send one batch each, one at a time, then
 the same batches again: server CPU and time of the second pass against the first.
 
 Tests import :func:`storm` (one server, one storm, figures and the integrity verdict).
@@ -52,8 +54,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import lease_client  # noqa: E402
 from bench import storm_client as client  # noqa: E402
-from bench.storm_server import Expected, Server, leases_overlapping, pg_base_url, serve, settle, verify  # noqa: E402
+from bench.storm_server import (  # noqa: E402
+    Expected,
+    Server,
+    bare,
+    leases_overlapping,
+    pg_base_url,
+    serve,
+    settle,
+    tree_cpu,
+    verify,
+)
 
 
 @dataclass(frozen=True)
@@ -229,21 +242,25 @@ def _db_kind(db: str) -> str:
     return "sqlite" if pg_base_url(db) is None else "postgresql"
 
 
-def lease_storm_on(server: Server, devices: int, rounds: int) -> dict[str, Any]:
-    """``devices`` enrolled devices each ask ``rounds`` times for one block, all at once."""
+def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> dict[str, Any]:
+    """``devices`` enrolled devices each ask ``rounds`` times for one block, all at once; then the
+    same client against the do-nothing server with as many workers (the ceiling of this machine
+    and client, in the same run)."""
     fleet = server.new_kiosks(devices, 0)
     settle(server)
     cpu0 = server.cpu_s()
-    got = client.lease_storm(server.url, fleet, rounds)
+    got = lease_client.lease_storm(server.url, fleet, rounds)
     cpu = server.cpu_s() - cpu0
     enrolled = [(le["start_serial"], le["end_serial"]) for k in fleet for le in k.leases]
     checks = leases_overlapping(server.engine, got.leases + enrolled)
+    ceiling = _bare_lease_storm(fleet, rounds, workers)
+    per_s = round(len(got.leases) / got.wall_s, 1) if got.wall_s else 0.0
     return {
         "devices": devices,
         "rounds": rounds,
         "grants": len(got.leases),
         "wall_s": round(got.wall_s, 2),
-        "grants_per_s": round(len(got.leases) / got.wall_s, 1) if got.wall_s else 0.0,
+        "grants_per_s": per_s,
         "p50_ms": _ms(_pct(got.latencies, 0.5)),
         "p99_ms": _ms(_pct(got.latencies, 0.99)),
         "status": {str(k): v for k, v in sorted(got.status.items())},
@@ -251,6 +268,22 @@ def lease_storm_on(server: Server, devices: int, rounds: int) -> dict[str, Any]:
         "server_cpu_ms_per_grant": round(cpu / len(got.leases) * 1000, 2) if got.leases else None,
         **checks,
         "disjoint": not checks["granted_overlaps"] and not checks["stored_overlaps"],
+        "bare": ceiling,
+        "over_bare": round(per_s / ceiling["answers_per_s"], 3) if ceiling["answers_per_s"] else None,
+    }
+
+
+def _bare_lease_storm(fleet: list[Any], rounds: int, workers: int) -> dict[str, Any]:
+    """The same lease storm against bench/bare_server.py: answers/s and its CPU per answer."""
+    with bare(workers) as (url, pid):
+        cpu0 = tree_cpu(pid)[0]
+        got = lease_client.lease_storm(url, fleet, rounds)
+        cpu = tree_cpu(pid)[0] - cpu0
+    n = len(got.leases)
+    return {
+        "answers_per_s": round(n / got.wall_s, 1) if got.wall_s else 0.0,
+        "p99_ms": _ms(_pct(got.latencies, 0.99)),
+        "server_cpu_ms_per_answer": round(cpu / n * 1000, 2) if n else None,
     }
 
 
@@ -305,7 +338,7 @@ def run(plan: Plan) -> dict[str, Any]:
                 for c in plan.concurrency:
                     one["storms"].append(storm_on(server, plan.kiosks, plan.records, c, plan.options))
             if plan.lease_devices:
-                one["lease_storm"] = lease_storm_on(server, plan.lease_devices, plan.lease_rounds)
+                one["lease_storm"] = lease_storm_on(server, plan.lease_devices, plan.lease_rounds, workers)
             if plan.resend_kiosks:
                 one["resend"] = resend_on(server, plan.resend_kiosks, plan.records, plan.options)
             one["enroll_shed_total"] = server.enroll_shed  # warm-up and every phase
@@ -405,6 +438,12 @@ def report(result: dict[str, Any]) -> None:
                 f" ({ls['grants']} in {ls['wall_s']} s), p50/p99 {ls['p50_ms']}/{ls['p99_ms']} ms,"
                 f" {ls['server_cpu_ms_per_grant']} ms server CPU/grant, statuses {ls['status']},"
                 f" {'disjoint' if ls['disjoint'] else 'OVERLAPPING'}"
+            )
+            b = ls["bare"]
+            print(
+                f"    the same client against a do-nothing endpoint (bench/bare_server.py, same workers):"
+                f" {b['answers_per_s']}/s, p99 {b['p99_ms']} ms, {b['server_cpu_ms_per_answer']} ms server"
+                f" CPU/answer; grants/s over it {ls['over_bare']}"
             )
         if rs := one.get("resend"):
             print(

@@ -25,7 +25,6 @@ from bench.kiosks import Batch, SimKiosk
 from sync.engine import Backoff
 
 BATCHES = "/v1/batches"
-LEASES = "/v1/leases"
 SHED = (429, 503)
 
 
@@ -266,72 +265,6 @@ def fire(
     for t in tallies:
         total.merge(t)
     return FireResult(wall, total, runs)
-
-
-# --- the lease storm -------------------------------------------------------------------------------
-
-
-@dataclass
-class LeaseResult:
-    wall_s: float
-    leases: list[tuple[int, int]]  # (start, end) granted in the storm
-    status: Counter[int]
-    latencies: list[float]
-    failed: int  # requests given up (deadline, 4xx)
-
-
-def _lease_once(http: requests.Session, url: str, kiosk: SimKiosk, deadline: float, out: LeaseResult) -> None:
-    backoff = Backoff()
-    body = b'{"count":1}'
-    while time.monotonic() < deadline:
-        t0 = time.perf_counter()
-        try:
-            resp = http.post(
-                url + LEASES, data=body, headers=kiosk.signed_headers("POST", LEASES, body, None), timeout=15
-            )
-        except requests.RequestException:
-            out.status[0] += 1
-            time.sleep(backoff.next_delay())  # the agent's backoff before it tries again
-            continue
-        out.status[resp.status_code] += 1
-        if resp.status_code == 200:
-            out.latencies.append(time.perf_counter() - t0)
-            out.leases.extend((le["start_serial"], le["end_serial"]) for le in resp.json()["leases"])
-            return
-        if resp.status_code not in SHED and resp.status_code < 500:
-            break
-        time.sleep(backoff.next_delay(retry_after_s(resp)))
-    out.failed += 1
-
-
-def lease_storm(url: str, kiosks: list[SimKiosk], rounds: int, deadline_s: float = 120.0) -> LeaseResult:
-    """Every kiosk at once (one thread each, released together) asks ``rounds`` times for one block."""
-    results = [LeaseResult(0.0, [], Counter(), [], 0) for _ in kiosks]
-    gate = threading.Barrier(len(kiosks) + 1)
-    deadline = [0.0]
-
-    def one(kiosk: SimKiosk, out: LeaseResult) -> None:
-        with session() as http:
-            http.get(url + "/healthz", timeout=15)  # connect before the gate opens
-            gate.wait()
-            for _ in range(rounds):
-                _lease_once(http, url, kiosk, deadline[0], out)
-
-    threads = [threading.Thread(target=one, args=p, daemon=True) for p in zip(kiosks, results, strict=True)]
-    for t in threads:
-        t.start()
-    deadline[0] = time.monotonic() + deadline_s
-    gate.wait()
-    t0 = time.monotonic()
-    for t in threads:
-        t.join()
-    total = LeaseResult(time.monotonic() - t0, [], Counter(), [], 0)
-    for r in results:
-        total.leases += r.leases
-        total.status.update(r.status)
-        total.latencies += r.latencies
-        total.failed += r.failed
-    return total
 
 
 def send_in_turn(url: str, kiosks: list[SimKiosk], timeout_s: float = 60.0) -> Counter[str]:

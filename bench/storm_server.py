@@ -1,5 +1,6 @@
 """The storm's server side: a fresh database, `kiosk-server serve` as a real process, its CPU time
-from /proc, the CPU of its PostgreSQL backends, and the integrity check of what it stored.
+from /proc, the CPU of its PostgreSQL backends, and the integrity check of what it stored; and the do-nothing
+server (bench/bare_server.py) that gives the lease storm its ceiling.
 
 The database is read with SQLAlchemy Core on tables reflected from the database itself, so the
 check depends on the schema (records, devices, tokens, quarantine, leases), not on where the
@@ -12,6 +13,7 @@ import contextlib
 import os
 import re
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -25,7 +27,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.kiosks import SimKiosk, process, server_argv
+from bench.kiosks import ROOT, SimKiosk, process, server_argv
 from server_stub import admin
 from server_stub.db import make_engine
 from sync.wire.canonical import genesis_hash
@@ -263,6 +265,16 @@ def serve(
         log = tmp / "server.log"
         url, pid = stack.enter_context(process(server_argv(db_url, *args), tmp, log))
         yield Server(url, pid, db_url, engine, lsp_id, log)
+
+
+@contextlib.contextmanager
+def bare(workers: int) -> Iterator[tuple[str, int]]:
+    """bench/bare_server.py (a do-nothing lease endpoint) with `serve`'s uvicorn settings: (url, pid)."""
+    argv = [sys.executable, "-m", "uvicorn", "bench.bare_server:app", "--host", "127.0.0.1"]
+    argv += ["--workers", str(workers), "--http", "httptools", "--loop", "uvloop", "--backlog", "4096"]
+    argv += ["--timeout-keep-alive", "75", "--log-level", "warning", "--no-access-log"]
+    with process(argv, ROOT) as running:
+        yield running
 
 
 def settle(server: Server, deadline_s: float = 60.0) -> None:
