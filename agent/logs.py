@@ -81,10 +81,17 @@ def _collect_only_what_is_shown() -> None:
 
 
 def setup(cfg: Config, *, fmt: str | None = None, console: bool = False) -> None:
-    """Route the agent's loggers to ``<data_dir>/logs/agent.log`` once the data dir exists."""
+    """Route the agent's loggers to ``<data_dir>/logs/agent.log`` once the data dir exists.
+
+    Called again for the same data dir, it changes nothing; for another one (one process running
+    commands for several kiosks, as the tests do), that kiosk's log replaces the first."""
     root = logging.getLogger()
-    if any(getattr(h, "_kiosk_agent", False) for h in root.handlers):
+    ours = [h for h in root.handlers if getattr(h, "_kiosk_agent", False)]
+    if any(getattr(h, "baseFilename", None) == os.path.abspath(cfg.log_dir / "agent.log") for h in ours):
         return
+    for old in ours:
+        root.removeHandler(old)
+        old.close()
     a = cfg.settings.agent
     root.setLevel(a.log_level)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run INFO lines drown ours

@@ -61,3 +61,35 @@ def test_a_rotated_log_file_is_private_too(kiosk: Kiosk) -> None:
         handler.close()
     rotated = sorted(path.parent.glob("rotating.log*"))
     assert len(rotated) == 3 and all(mode(p) == 0o600 for p in rotated)
+
+
+def test_a_second_kiosk_in_one_process_logs_to_its_own_file(tmp_path: Path) -> None:
+    import logging
+
+    from agent import logs
+    from agent.config import load
+    from tests.conftest import write_config
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    cfgs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        cfg = load(str(write_config(tmp_path / name)), env={})
+        cfg.data_dir.mkdir()
+        cfgs.append(cfg)
+    try:
+        logs.setup(cfgs[0])
+        logs.setup(cfgs[0])  # again for the same kiosk: one handler, not two
+        logging.getLogger("agent.test").warning("line for a")
+        logs.setup(cfgs[1])
+        logging.getLogger("agent.test").warning("line for b")
+        ours = [h for h in root.handlers if getattr(h, "_kiosk_agent", False)]
+        assert len(ours) == 1
+    finally:
+        for h in [h for h in root.handlers if h not in before]:
+            root.removeHandler(h)
+            h.close()
+    a, b = ((c.log_dir / "agent.log").read_text(encoding="utf-8") for c in cfgs)
+    assert "line for a" in a and "line for b" not in a
+    assert "line for b" in b and "line for a" not in b
