@@ -80,6 +80,20 @@ class _Progress:
             self.bar.stop()
 
 
+def _pull_directory(state: State, server_key: str, client: Any) -> int | None:
+    """New devices in the directory (receipts of other kiosks verify offline); None, with a
+    warning, when it could not be pulled: the sync itself went well and stays a success."""
+    from agent import directory
+    from agent.errors import AgentError
+    from sync.errors import SyncError
+
+    try:
+        return directory.pull(state.cfg, server_key, client)["devices"]
+    except (SyncError, AgentError) as exc:
+        click.echo(f"warning: device directory not pulled: {getattr(exc, 'message', exc)}", err=True)
+        return None
+
+
 @click.command("sync")
 @click.option("--once", is_flag=True, help="One round: push, leases, catalog; no retries.")
 @click.option(
@@ -107,7 +121,10 @@ def sync_cmd(state: State, once: bool, timeout_s: float, as_json: bool) -> None:
             )
         report = engine.run_once() if once else engine.drain(timeout_s)
         rejected_total = ledger.outbox_counts()["rejected"]
+        server_key = None if report.error else ledger.meta("server_sign_pub")
     doc = report.public()
+    if server_key:  # the device directory, as `run` pulls it after a good sync
+        doc["directory_devices_added"] = _pull_directory(state, server_key, engine.client)
     if report.error and report.transient:
         if as_json:
             emit(doc, True)

@@ -88,3 +88,16 @@ def test_a_tampered_directory_page_is_never_trusted(two_kiosks: tuple[Kiosk, Kio
     assert loaded.refused == 1 and loaded.devices == 0
     refused = here.run("receipt", "verify", qr)
     assert refused.returncode == 2 and "directory does not hold" in refused.stderr
+
+
+def test_kiosk_agent_sync_pulls_the_directory_too(tmp_path: Path) -> None:
+    here, there = _kiosk(tmp_path / "here"), _kiosk(tmp_path / "there")
+    with ServerProcess(tmp_path / "srv") as server:
+        _enrolled(here, server)
+        _enrolled(there, server)
+        sale = there.json(*WATER)
+        first = here.json("sync", "--once")
+        assert first["directory_devices_added"] == 2
+        assert here.json("sync", "--once")["directory_devices_added"] == 0  # incremental
+    doc = here.json("receipt", "verify", qr_of(there, sale["token"]))  # the server is gone: offline
+    assert doc["ok"] is True and doc["checked_with"] == "directory"
