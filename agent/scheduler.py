@@ -4,6 +4,8 @@ itself, and is jittered so 80,000 kiosks don't call the centre in step."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +22,26 @@ class JobSpec:
     first_in_s: float | None = None  # None: one interval after start
 
 
+log = logging.getLogger(__name__)
+
+
+def _one_line_on_agent_errors(job_id: str, func: Callable[[], object]) -> Callable[[], object]:
+    """An AgentError (a full disk, a damaged ledger: said in the operator's terms) is one warning
+    line, as the CLI says it; APScheduler would log it with a traceback on every run. Anything
+    else is a bug and keeps its traceback."""
+    from agent.errors import AgentError
+
+    @functools.wraps(func)
+    def job() -> object:
+        try:
+            return func()
+        except AgentError as exc:
+            log.warning("%s job: %s", job_id, exc.message)
+            return None
+
+    return job
+
+
 def build(specs: list[JobSpec], *, now: Callable[[], object] | None = None) -> BackgroundScheduler:
     """A scheduler (not started) with one job per spec."""
     import datetime as dt
@@ -32,7 +54,7 @@ def build(specs: list[JobSpec], *, now: Callable[[], object] | None = None) -> B
     for spec in specs:
         first = None if spec.first_in_s is None else start + dt.timedelta(seconds=spec.first_in_s)
         sched.add_job(
-            spec.func,
+            _one_line_on_agent_errors(spec.id, spec.func),
             IntervalTrigger(seconds=spec.every_s, jitter=spec.jitter_s),
             id=spec.id,
             name=spec.id,

@@ -63,3 +63,29 @@ def test_a_slow_job_never_overlaps_itself_and_run_soon_brings_it_forward() -> No
         assert fired.wait(5) and time.monotonic() - t0 < 5
     finally:
         later.shutdown(wait=False)
+
+
+def test_a_job_refused_for_a_full_disk_logs_one_line_not_a_traceback(caplog) -> None:  # type: ignore[no-untyped-def]
+    from agent.errors import DiskFull
+
+    ran = threading.Event()
+
+    def full() -> None:
+        ran.set()
+        raise DiskFull("the disk is full: free some space (1 MB free, 64 MB needed)")
+
+    sched = scheduler.build([scheduler.JobSpec("backup", full, 60, 0, first_in_s=0)])
+    with caplog.at_level("INFO"):
+        sched.start()
+        try:
+            assert ran.wait(10)
+            deadline = time.monotonic() + 10
+            while "backup job" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            sched.shutdown(wait=True)
+    lines = [r for r in caplog.records if "backup" in r.getMessage()]
+    assert [r.getMessage() for r in lines if r.name == "agent.scheduler"] == [
+        "backup job: the disk is full: free some space (1 MB free, 64 MB needed)"
+    ]
+    assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
