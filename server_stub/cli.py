@@ -668,6 +668,12 @@ _SERVE_SETTINGS: tuple[tuple[str, str, click.ParamType, str], ...] = (
         click.FloatRange(0),
         "Requests per second from all kiosks together; 0 = off (0).",
     ),
+    (
+        "--cookie-secure",
+        "cookie_secure",
+        click.Choice(["auto", "always"]),
+        "Console cookies Secure: auto = when served over https; always = behind a proxy ending TLS (auto).",
+    ),
 )
 
 

@@ -75,6 +75,9 @@ class ServerConfig:
       month minus ``sla_heartbeat_days``, at least 0: 31 means every day);
     - ``fork``: a device of the kiosk is flagged for a fork (unresolved) at the end of the month.
 
+    ``cookie_secure``: the console's cookies are ``Secure`` when the request came over https
+    (``auto``) or always (``always``: behind a load balancer that ends TLS).
+
     ``metrics_token``: ``GET /metrics`` needs ``Authorization: Bearer <token>``; empty means only
     loopback clients may read it.
     """
@@ -112,6 +115,9 @@ class ServerConfig:
     queue_wait_s: float = 1.5  # beyond what a worker drains in this long, callers are shed (429)
     shared_state: str = ""  # "" = in this process / the database; "redis://host:6379/0" = shared by hosts
     global_rate_per_s: float = 0.0  # requests per second from all devices together; 0 = off
+    # console cookies: "auto" = Secure when the request came over https; "always" behind a proxy
+    # that ends TLS (the server then sees plain http, but the browser must never send them so)
+    cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.db or "://" not in self.db:
@@ -152,6 +158,8 @@ class ServerConfig:
             raise ConfigError("queue_wait_s must be above 0 and global_rate_per_s at least 0")
         if self.shared_state and not self.shared_state.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("shared_state must be empty or a redis:// URL (e.g. redis://127.0.0.1:6379/0)")
+        if self.cookie_secure not in ("auto", "always"):
+            raise ConfigError("cookie_secure must be auto or always")
         self._check_sla()
 
     def _check_sla(self) -> None:

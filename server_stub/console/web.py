@@ -88,5 +88,5 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
         path=sessions.COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or request.app.state.kiosk.config.cookie_secure == "always",
     )

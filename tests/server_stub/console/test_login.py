@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import requests
+
 from server_stub.console import users
 from tests.server_stub.conftest import Harness
 from tests.server_stub.console.conftest import PASSWORD, Browser, Console, add_user
@@ -24,6 +26,29 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_lands_on_the_role_page(conso
     assert "default-src 'none'" in page.headers["content-security-policy"]
     admin = console.signed_in("doitc")
     assert admin.get("/console/").headers["Location"] == "/console/admin"
+
+
+def test_behind_a_proxy_that_ends_tls_the_cookies_are_secure_always(
+    start_server: Callable[..., Harness],
+) -> None:
+    h = start_server(rate_per_s=0, cookie_secure="always")  # the server itself sees plain http
+    add_user(h, "doitc", users.DOITC_ADMIN, None)
+    b = Browser(h.url)
+    first = b.get("/console/login")
+    assert "Secure" in first.headers["set-cookie"]  # the sign-in form's CSRF cookie
+    # A client keeps a Secure cookie off plain http (requests does, as a browser would); the
+    # browser sent it over https to the proxy, which passes it on: sent here by hand.
+    sent = {c.name: c.value for c in b.session.cookies}
+    assert b.post("/console/login", {"username": "doitc", "password": PASSWORD}).status_code == 403
+    resp = requests.post(
+        h.url + "/console/login",
+        data={"username": "doitc", "password": PASSWORD, "csrf": b.csrf},
+        cookies=sent,
+        timeout=30,
+        allow_redirects=False,
+    )
+    assert resp.status_code == 303 and "kiosk_console=" in resp.headers["set-cookie"]
+    assert "Secure" in resp.headers["set-cookie"] and "HttpOnly" in resp.headers["set-cookie"]
 
 
 def test_wrong_password_is_refused_and_repeated_ones_are_slowed(console: Console) -> None:
