@@ -39,7 +39,9 @@ class AppState:
         return int(self.clock() * 1000)
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
+    """``async``: FastAPI runs a plain ``def`` dependency in the thread pool, a hop that costs more
+    than this attribute read (so do :func:`signed_call` and ``metrics.app_metrics``)."""
     state: AppState = request.app.state.kiosk
     return state
 
@@ -81,7 +83,7 @@ _sig_sig = APIKeyHeader(
 _lsp_bearer = HTTPBearer(auto_error=False, scheme_name="LspApiKey", description="the LSP's API key")
 
 
-def signed_call(
+async def signed_call(
     request: Request,
     _d: Annotated[str | None, Security(_sig_device)] = None,
     _t: Annotated[str | None, Security(_sig_ts)] = None,
