@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,54 @@ def test_a_lease_loop_stops_at_the_cap(start_server) -> None:  # type: ignore[no
     for i in range(0, 1000, 500):
         assert {a["status"] for a in fake.push(recs[i : i + 500]).json()["acks"]} == {"accepted"}
     assert len(fake.lease(1)) == 1  # room again
+
+
+@contextmanager
+def _statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """The SQL the engine sends while the block runs (the server in the test's thread shares it)."""
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def _counts_records(sent: list[str]) -> bool:
+    return any("count(" in s.lower() and "records" in s for s in sent)
+
+
+def _ask(fake: FakeKiosk, count: int) -> requests.Response:
+    resp = fake.call("POST", "/v1/leases", {"count": count})
+    if resp.status_code == 200:
+        fake.add_leases(resp.json()["leases"])
+    return resp
+
+
+def test_a_grant_under_the_minimum_cap_counts_no_records_and_one_past_it_does(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The cap is never below lease_cap_min: a request that stays under it needs no count of the
+    rate window's records (one statement less per grant). Past it the count decides, both ways:
+    refused with no rate, granted beyond the minimum once the device has used tokens."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()  # holds 2 blocks
+    with _statements(h.engine) as sent:
+        assert _ask(fake, 8).status_code == 200  # 10,000 held: at the minimum, not past it
+    assert sent and not _counts_records(sent), sent
+    with _statements(h.engine) as sent:
+        resp = _ask(fake, 1)  # 11,000 would be past the minimum, and no tokens used: refused
+    assert resp.status_code == 409 and resp.json()["error"] == "lease_cap_reached"
+    assert _counts_records(sent)
+    recs = fake.make_records(1000)  # 1,000 tokens used today: a cap of 30 days x 1,000
+    for i in range(0, 1000, 500):
+        assert {a["status"] for a in fake.push(recs[i : i + 500]).json()["acks"]} == {"accepted"}
+    with _statements(h.engine) as sent:
+        resp = _ask(fake, 16)  # 9,000 unused + 16,000: under 30,000, over the minimum
+    assert resp.status_code == 200 and len(resp.json()["leases"]) == 16
+    assert _counts_records(sent)
 
 
 def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
