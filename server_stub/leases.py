@@ -34,6 +34,7 @@ import threading
 import weakref
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device
@@ -123,22 +124,26 @@ def allocate(
         # The lease id is its first serial: unique, and known before the row is written.
         sig = sign_lease(keys.sign, device_id, start, start, end)
         out.append(Lease(lease_id=start, start_serial=start, end_serial=end, sig=sig))
-    conn.execute(
-        _INSERT_LEASE,
-        [
-            {
-                "lease_id": x.lease_id,
-                "device_id": device_id,
-                "start_serial": x.start_serial,
-                "end_serial": x.end_serial,
-                "issued_at": now_ms,
-                "sig": x.sig,
-                "request_id": request_id,
-            }
-            for x in out
-        ],
-    )
-    conn.execute(_ADD_LEASED, {"of_device": device_id, "n": count * block_size})
+    added = {"of_device": device_id, "n": count * block_size}
+    if is_postgres(conn):  # one round trip: the leases inserted in the counter's UPDATE
+        starts, sigs = [x.start_serial for x in out], [x.sig for x in out]
+        row = {"starts": starts, "sigs": sigs, "block_size": block_size, "issued_at": now_ms}
+        conn.execute(_ADD_LEASED_WITH_LEASES_PG, {**added, **row, "request_id": request_id})
+        return out
+    rows = [
+        {
+            "lease_id": x.lease_id,
+            "device_id": device_id,
+            "start_serial": x.start_serial,
+            "end_serial": x.end_serial,
+            "issued_at": now_ms,
+            "sig": x.sig,
+            "request_id": request_id,
+        }
+        for x in out
+    ]
+    conn.execute(_INSERT_LEASE, rows)
+    conn.execute(_ADD_LEASED, added)
     return out
 
 
@@ -175,6 +180,29 @@ _ADD_LEASED = (
     .where(devices.c.device_id == sa.bindparam("of_device", type_=sa.String))
     .values(serials_leased=devices.c.serials_leased + sa.bindparam("n", type_=sa.BigInteger))
 )
+
+# PostgreSQL: the blocks (first serial and signature each, from two arrays) inserted by a
+# data-modifying CTE of the same UPDATE.
+_NEW = (
+    sa.func.unnest(
+        sa.bindparam("starts", type_=pg.ARRAY(sa.BigInteger)), sa.bindparam("sigs", type_=pg.ARRAY(sa.String))
+    )
+    .table_valued("start_serial", "sig")
+    .render_derived(name="new")
+)
+_INSERT_FROM_ARRAYS = leases.insert().from_select(
+    ["lease_id", "device_id", "start_serial", "end_serial", "issued_at", "sig", "request_id"],
+    sa.select(
+        _NEW.c.start_serial,
+        sa.bindparam("of_device", type_=sa.String),
+        _NEW.c.start_serial,
+        _NEW.c.start_serial + sa.bindparam("block_size", type_=sa.BigInteger),
+        sa.bindparam("issued_at", type_=sa.BigInteger),
+        _NEW.c.sig,
+        sa.bindparam("request_id", type_=sa.String),
+    ),
+)
+_ADD_LEASED_WITH_LEASES_PG = _ADD_LEASED.add_cte(_INSERT_FROM_ARRAYS.cte("new_leases"))
 
 
 def _used_since(conn: Connection, device_id: str, since_ms: int) -> int:

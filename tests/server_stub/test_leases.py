@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from agent.harness import stop_process
 from server_stub import admin
-from server_stub.db import leases, make_engine
+from server_stub.db import devices, leases, make_engine
 from tests.server_stub.conftest import PG_SKIP, Harness, free_port, kiosk_server_argv, wait_healthy
 from tests.server_stub.kiosk_fake import FakeKiosk
 
@@ -178,6 +178,28 @@ def test_a_grant_under_the_minimum_cap_counts_no_records_and_one_past_it_does(st
         resp = _ask(fake, 16)  # 9,000 unused + 16,000: under 30,000, over the minimum
     assert resp.status_code == 200 and len(resp.json()["leases"]) == 16
     assert _counts_records(sent)
+
+
+def test_a_grant_on_postgres_is_two_round_trips(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Under the minimum cap, a grant on PostgreSQL sends two statements: the nonce written with
+    the locked device read, and the leases written with the device's counter (data-modifying
+    CTEs); SQLite keeps its plain statements. Either way the rows are all there."""
+    h: Harness = start_server(rate_per_s=0)
+    fake = h.enrolled()
+    with _statements(h.engine) as sent:
+        granted = _ask(fake, 3).json()["leases"]
+    if h.engine.dialect.name == "postgresql":
+        assert len(sent) == 2, sent
+        assert sent[0].startswith("WITH new_nonce AS") and sent[1].startswith("WITH new_leases AS")
+    with h.engine.connect() as conn:
+        rows = conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()
+        leased = conn.execute(
+            sa.select(devices.c.serials_leased).where(devices.c.device_id == fake.device_id)
+        )
+        assert leased.scalar_one() == sum(r.end_serial - r.start_serial for r in rows)
+    stored = {(r.lease_id, r.start_serial, r.end_serial, r.sig) for r in rows}
+    assert {(g["lease_id"], g["start_serial"], g["end_serial"], g["sig"]) for g in granted} <= stored
+    assert len(rows) == 2 + 3
 
 
 def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
