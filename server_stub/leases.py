@@ -115,7 +115,9 @@ def allocate(
     now_ms: int,
     request_id: str | None = None,
 ) -> list[Lease]:
-    """``count`` new blocks of ``block_size`` serials for ``device_id``, signed."""
+    """``count`` new blocks of ``block_size`` serials for ``device_id``, signed. On PostgreSQL the
+    statement that writes them checks ``request_id`` too: when it was granted before, nothing is
+    written and those blocks are the answer (the serials just taken are skipped)."""
     first = take_serials(conn, count * block_size)
     out = []
     for i in range(count):
@@ -128,8 +130,8 @@ def allocate(
     if is_postgres(conn):  # one round trip: the leases inserted in the counter's UPDATE
         starts, sigs = [x.start_serial for x in out], [x.sig for x in out]
         row = {"starts": starts, "sigs": sigs, "block_size": block_size, "issued_at": now_ms}
-        conn.execute(_ADD_LEASED_WITH_LEASES_PG, {**added, **row, "request_id": request_id})
-        return out
+        done = conn.execute(_ADD_LEASED_WITH_LEASES_PG, {**added, **row, "request_id": request_id})
+        return out if done.rowcount == 1 else device_leases(conn, device_id, request_id)
     rows = [
         {
             "lease_id": x.lease_id,
@@ -182,13 +184,18 @@ _ADD_LEASED = (
 )
 
 # PostgreSQL: the blocks (first serial and signature each, from two arrays) inserted by a
-# data-modifying CTE of the same UPDATE.
+# data-modifying CTE of the same UPDATE, both only when no block was granted to the request's id
+# before (a NULL id never matches).
+_NOT_GRANTED_BEFORE = ~sa.exists().where(
+    leases.c.device_id == sa.bindparam("of_device", type_=sa.String),
+    leases.c.request_id == sa.bindparam("request_id", type_=sa.String),
+)
 _NEW = (
     sa.func.unnest(
         sa.bindparam("starts", type_=pg.ARRAY(sa.BigInteger)), sa.bindparam("sigs", type_=pg.ARRAY(sa.String))
     )
     .table_valued("start_serial", "sig")
-    .render_derived(name="new")
+    .render_derived(name="blocks")
 )
 _INSERT_FROM_ARRAYS = leases.insert().from_select(
     ["lease_id", "device_id", "start_serial", "end_serial", "issued_at", "sig", "request_id"],
@@ -200,9 +207,11 @@ _INSERT_FROM_ARRAYS = leases.insert().from_select(
         sa.bindparam("issued_at", type_=sa.BigInteger),
         _NEW.c.sig,
         sa.bindparam("request_id", type_=sa.String),
-    ),
+    ).where(_NOT_GRANTED_BEFORE),
 )
-_ADD_LEASED_WITH_LEASES_PG = _ADD_LEASED.add_cte(_INSERT_FROM_ARRAYS.cte("new_leases"))
+_ADD_LEASED_WITH_LEASES_PG = _ADD_LEASED.where(_NOT_GRANTED_BEFORE).add_cte(
+    _INSERT_FROM_ARRAYS.cte("new_leases")
+)
 
 
 def _used_since(conn: Connection, device_id: str, since_ms: int) -> int:
@@ -237,21 +246,28 @@ def _cap_for_asking(conn: Connection, device: Device, config: ServerConfig, now_
     return cap(conn, device.device_id, device.enrolled_at, config, now_ms)
 
 
+def _granted_before(conn: Connection, device: Device, req: LeaseRequest) -> list[Lease]:
+    return [] if req.request_id is None else device_leases(conn, device.device_id, req.request_id)
+
+
 def grant(
     conn: Connection, keys: ServerKeys, device: Device, req: LeaseRequest, config: ServerConfig, now_ms: int
 ) -> list[Lease]:
     """Answer a lease request in ``conn``'s write transaction. ``device`` was read with its row
     locked (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are
-    answered one at a time and its counts are current."""
-    if req.request_id is not None:
-        again = device_leases(conn, device.device_id, req.request_id)
-        if again:
-            return again
+    answered one at a time and its counts are current. A ``request_id`` granted before gets the
+    same blocks: looked up first on SQLite; on PostgreSQL checked by :func:`allocate`'s statement
+    (no lookup for the usual new id), and looked up here only before a refusal."""
+    pg = is_postgres(conn)
+    if not pg and (again := _granted_before(conn, device, req)):
+        return again
     unused = max(0, device.serials_leased - device.tokens_used)
     asked = min(req.count, config.max_blocks_per_request)
     room = _cap_for_asking(conn, device, config, now_ms, unused + asked * config.block_size) - unused
     count = min(asked, max(0, room) // config.block_size)
     if count < 1:
+        if pg and (again := _granted_before(conn, device, req)):
+            return again
         raise Conflict(
             "this device already holds as many unused tokens as it may; use them before asking for more",
             code="lease_cap_reached",

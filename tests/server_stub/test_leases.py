@@ -213,6 +213,30 @@ def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
         assert len(conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()) == 2 + 4
 
 
+def test_a_retried_request_id_gets_its_blocks_at_the_cap_and_counts_them_once(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The agent sends a request_id with every ask. On PostgreSQL the grant's own statement checks
+    it (still two statements for a new id); a retry gets the same blocks even when the device is at
+    its cap now, and the device's counter holds them once."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()  # holds 2 blocks
+    ask = {"count": 8, "request_id": "ask-0003-cccc"}
+    with _statements(h.engine) as sent:
+        first = fake.call("POST", "/v1/leases", ask)
+    assert first.status_code == 200 and len(first.json()["leases"]) == 8
+    if h.engine.dialect.name == "postgresql":
+        assert len(sent) == 2, sent
+    again = fake.call("POST", "/v1/leases", ask)  # 10,000 held: a new ask would be refused
+    assert again.status_code == 200 and again.json()["leases"] == first.json()["leases"]
+    other = fake.call("POST", "/v1/leases", {"count": 1, "request_id": "ask-0004-dddd"})
+    assert other.status_code == 409
+    with h.engine.connect() as conn:
+        rows = conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()
+    assert len(rows) == 2 + 8
+    assert (
+        _counters(h.engine, fake.device_id)[0] == sum(r.end_serial - r.start_serial for r in rows) == 10_000
+    )
+
+
 @PG_SKIP
 def test_postgres_serials_come_from_ranges_of_a_sequence_disjoint_across_processes(tmp_path: Path) -> None:
     """Two engines stand for two server processes: each takes ranges with nextval and hands out
