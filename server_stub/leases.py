@@ -25,6 +25,11 @@ counted, and only for a request that would leave the device holding more than ``
 granted the blocks that fit under the cap; one that fits none is refused with 409
 ``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
 the same id from the same device gets the very same leases again (a lost answer wastes nothing).
+
+On PostgreSQL a grant under ``lease_cap_min`` is two statements: the nonce written with the locked
+device read (:mod:`server_stub.auth`), then the leases inserted by a data-modifying CTE of the
+counter's UPDATE, both guarded by the request_id (a retry writes nothing and reads the blocks it
+was granted). SQLite runs the plain statements (one writer at a time: round trips cost little).
 """
 
 from __future__ import annotations
