@@ -263,15 +263,15 @@ def grant(
     answered one at a time and its counts are current. A ``request_id`` granted before gets the
     same blocks: looked up first on SQLite; on PostgreSQL checked by :func:`allocate`'s statement
     (no lookup for the usual new id), and looked up here only before a refusal."""
-    pg = is_postgres(conn)
-    if not pg and (again := _granted_before(conn, device, req)):
+    on_pg = is_postgres(conn)
+    if not on_pg and (again := _granted_before(conn, device, req)):
         return again
     unused = max(0, device.serials_leased - device.tokens_used)
     asked = min(req.count, config.max_blocks_per_request)
     room = _cap_for_asking(conn, device, config, now_ms, unused + asked * config.block_size) - unused
     count = min(asked, max(0, room) // config.block_size)
     if count < 1:
-        if pg and (again := _granted_before(conn, device, req)):
+        if on_pg and (again := _granted_before(conn, device, req)):
             return again
         raise Conflict(
             "this device already holds as many unused tokens as it may; use them before asking for more",
