@@ -25,6 +25,7 @@ from server_stub.db import make_engine
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
 from server_stub.routes import ROUTERS, AppState, handlers
+from server_stub.routes.deps import document_signing
 from server_stub.shared import open_shared_state
 
 
@@ -56,6 +57,7 @@ def create_app(
     handlers.install(app)
     for router in (*ROUTERS, *CONSOLE_ROUTERS):
         app.include_router(router)
+    document_signing(app)
     app.add_middleware(RouteProbe)  # innermost: tells MetricsMiddleware which route answered
     app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -67,6 +69,17 @@ _READ_DEVICE = (
 )
 _READ_DEVICE_LOCKED = _READ_DEVICE.with_for_update(of=devices)
 _INSERT_NONCE = nonces.insert()
+# PostgreSQL: the nonce written and the device row read locked in one round trip (a
+# data-modifying CTE; a replayed nonce fails the statement with its unique violation).
+_NONCE_AND_DEVICE_LOCKED = _READ_DEVICE_LOCKED.add_cte(
+    nonces.insert()
+    .values(
+        device_id=sa.bindparam("device_id", type_=sa.String),
+        nonce=sa.bindparam("nonce", type_=sa.String),
+        expires_at=sa.bindparam("expires_at", type_=sa.BigInteger),
+    )
+    .cte("new_nonce")
+)
 _RELOCK = sa.select(
     devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at
 ).where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
@@ -83,7 +96,10 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
     """The device row with its kiosk's LSP; ``lock`` holds the row (``FOR UPDATE`` on PostgreSQL,
     the write lock the transaction already took on SQLite) until the transaction ends."""
     query = _READ_DEVICE_LOCKED if lock and is_postgres(conn) else _READ_DEVICE
-    row = conn.execute(query, {"device_id": device_id}).first()
+    return _device(conn.execute(query, {"device_id": device_id}).first())
+
+
+def _device(row: sa.Row[Any] | None) -> Device | None:
     if row is None:
         return None
     return Device(
@@ -103,7 +119,10 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
 
 def current_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device:
     """The enrolled, unrevoked device ``device_id`` (:func:`read_device`); Unauthorized otherwise."""
-    device = read_device(conn, device_id, lock=lock)
+    return _enrolled(read_device(conn, device_id, lock=lock))
+
+
+def _enrolled(device: Device | None) -> Device:
     if device is None:
         raise Unauthorized("this device is not enrolled", code="unknown_device")
     if device.revoked_at is not None:
@@ -150,9 +169,20 @@ class DeviceAuthenticator:
     ) -> Device:
         """Verify an admitted request (:meth:`admit`) and record its nonce, in ``conn``'s
         transaction (the caller commits). Reads the device row once (``lock``: see
-        :func:`read_device`). Raises Unauthorized."""
-        device = self.verify(conn, call, now, signed, lock=lock)
-        self.remember_nonce(conn, signed, now)
+        :func:`read_device`). Raises Unauthorized.
+
+        On PostgreSQL with ``lock`` the nonce is written and the row read in one statement, before
+        the signature is checked: a replayed nonce is then named before a bad signature (401
+        either way, and nothing is kept: the caller's transaction rolls back on the error)."""
+        if not (lock and is_postgres(conn)):
+            device = self.verify(conn, call, now, signed, lock=lock)
+            self.remember_nonce(conn, signed, now)
+            return device
+        params = {"device_id": signed.device_id, "nonce": signed.nonce, "expires_at": self._expires(now)}
+        with _replay_refused():
+            device = _enrolled(_device(conn.execute(_NONCE_AND_DEVICE_LOCKED, params).first()))
+        self._check_signature(device, call, now, signed)
+        self._sweep_now_and_then(conn, now)
         return device
 
     def verify(
@@ -160,29 +190,46 @@ class DeviceAuthenticator:
     ) -> Device:
         """The device and its request signature and time window (nothing written)."""
         device = current_device(conn, signed.device_id, lock=lock)
+        self._check_signature(device, call, now, signed)
+        return device
+
+    def _check_signature(self, device: Device, call: SignedCall, now: float, signed: SignedHeaders) -> None:
         try:
             verify_request(
                 device.public_key, signed, call.method, call.path, call.digest_hex, now, self.max_skew_s
             )
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
-        return device
 
     def remember_nonce(self, conn: Connection, signed: SignedHeaders, now: float) -> None:
         """Record the request's nonce in ``conn``'s (write) transaction; Unauthorized when seen."""
         self._remember_nonce(conn, signed.device_id, signed.nonce, now)
 
     def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
-        expires = int(now) + 2 * self.max_skew_s + 1
-        try:
-            conn.execute(_INSERT_NONCE, {"device_id": device_id, "nonce": nonce, "expires_at": expires})
-        except IntegrityError:
-            raise Unauthorized(
-                "this request was already received (replayed nonce)", code="replayed_nonce"
-            ) from None
+        params = {"device_id": device_id, "nonce": nonce, "expires_at": self._expires(now)}
+        with _replay_refused():
+            conn.execute(_INSERT_NONCE, params)
+        self._sweep_now_and_then(conn, now)
+
+    def _expires(self, now: float) -> int:
+        return int(now) + 2 * self.max_skew_s + 1
+
+    def _sweep_now_and_then(self, conn: Connection, now: float) -> None:
+        """Every :data:`_NONCE_SWEEP_EVERY` nonces, the expired ones deleted."""
         self._count += 1
         if self._count % _NONCE_SWEEP_EVERY == 0:
             conn.execute(nonces.delete().where(nonces.c.expires_at < int(now)))
+
+
+@contextlib.contextmanager
+def _replay_refused() -> Iterator[None]:
+    """A nonce insert's unique violation as the 401 it means."""
+    try:
+        yield
+    except IntegrityError:
+        raise Unauthorized(
+            "this request was already received (replayed nonce)", code="replayed_nonce"
+        ) from None
 
 
 def authenticate_lsp(conn: Connection, authorization: str | None) -> str:

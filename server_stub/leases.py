@@ -20,10 +20,16 @@ is shorter), never less than ``lease_cap_min`` and never more than ``lease_cap_m
 count is kept on the device row (``serials_leased`` grows as leases are granted, ``tokens_used``
 as records carrying leased tokens are stored; migration 0006), so a request reads it with the
 device instead of counting every record the device ever sent; only the rate window's records are
-counted. A request is
+counted, and only for a request that would leave the device holding more than ``lease_cap_min``
+(under it the cap cannot matter). A request is
 granted the blocks that fit under the cap; one that fits none is refused with 409
 ``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
 the same id from the same device gets the very same leases again (a lost answer wastes nothing).
+
+On PostgreSQL a grant under ``lease_cap_min`` is two statements: the nonce written with the locked
+device read (:mod:`server_stub.auth`), then the leases inserted by a data-modifying CTE of the
+counter's UPDATE, both guarded by the request_id (a retry writes nothing and reads the blocks it
+was granted). SQLite runs the plain statements (one writer at a time: round trips cost little).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import threading
 import weakref
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device
@@ -113,7 +120,9 @@ def allocate(
     now_ms: int,
     request_id: str | None = None,
 ) -> list[Lease]:
-    """``count`` new blocks of ``block_size`` serials for ``device_id``, signed."""
+    """``count`` new blocks of ``block_size`` serials for ``device_id``, signed. On PostgreSQL the
+    statement that writes them checks ``request_id`` too: when it was granted before, nothing is
+    written and those blocks are the answer (the serials just taken are skipped)."""
     first = take_serials(conn, count * block_size)
     out = []
     for i in range(count):
@@ -122,22 +131,26 @@ def allocate(
         # The lease id is its first serial: unique, and known before the row is written.
         sig = sign_lease(keys.sign, device_id, start, start, end)
         out.append(Lease(lease_id=start, start_serial=start, end_serial=end, sig=sig))
-    conn.execute(
-        _INSERT_LEASE,
-        [
-            {
-                "lease_id": x.lease_id,
-                "device_id": device_id,
-                "start_serial": x.start_serial,
-                "end_serial": x.end_serial,
-                "issued_at": now_ms,
-                "sig": x.sig,
-                "request_id": request_id,
-            }
-            for x in out
-        ],
-    )
-    conn.execute(_ADD_LEASED, {"of_device": device_id, "n": count * block_size})
+    added = {"of_device": device_id, "n": count * block_size}
+    if is_postgres(conn):  # one round trip: the leases inserted in the counter's UPDATE
+        starts, sigs = [x.start_serial for x in out], [x.sig for x in out]
+        row = {"starts": starts, "sigs": sigs, "block_size": block_size, "issued_at": now_ms}
+        done = conn.execute(_ADD_LEASED_WITH_LEASES_PG, {**added, **row, "request_id": request_id})
+        return out if done.rowcount == 1 else device_leases(conn, device_id, request_id)
+    rows = [
+        {
+            "lease_id": x.lease_id,
+            "device_id": device_id,
+            "start_serial": x.start_serial,
+            "end_serial": x.end_serial,
+            "issued_at": now_ms,
+            "sig": x.sig,
+            "request_id": request_id,
+        }
+        for x in out
+    ]
+    conn.execute(_INSERT_LEASE, rows)
+    conn.execute(_ADD_LEASED, added)
     return out
 
 
@@ -175,6 +188,36 @@ _ADD_LEASED = (
     .values(serials_leased=devices.c.serials_leased + sa.bindparam("n", type_=sa.BigInteger))
 )
 
+# PostgreSQL: the blocks (first serial and signature each, from two arrays) inserted by a
+# data-modifying CTE of the same UPDATE, both only when no block was granted to the request's id
+# before (a NULL id never matches).
+_NOT_GRANTED_BEFORE = ~sa.exists().where(
+    leases.c.device_id == sa.bindparam("of_device", type_=sa.String),
+    leases.c.request_id == sa.bindparam("request_id", type_=sa.String),
+)
+_NEW = (
+    sa.func.unnest(
+        sa.bindparam("starts", type_=pg.ARRAY(sa.BigInteger)), sa.bindparam("sigs", type_=pg.ARRAY(sa.String))
+    )
+    .table_valued("start_serial", "sig")
+    .render_derived(name="blocks")
+)
+_INSERT_FROM_ARRAYS = leases.insert().from_select(
+    ["lease_id", "device_id", "start_serial", "end_serial", "issued_at", "sig", "request_id"],
+    sa.select(
+        _NEW.c.start_serial,
+        sa.bindparam("of_device", type_=sa.String),
+        _NEW.c.start_serial,
+        _NEW.c.start_serial + sa.bindparam("block_size", type_=sa.BigInteger),
+        sa.bindparam("issued_at", type_=sa.BigInteger),
+        _NEW.c.sig,
+        sa.bindparam("request_id", type_=sa.String),
+    ).where(_NOT_GRANTED_BEFORE),
+)
+_ADD_LEASED_WITH_LEASES_PG = _ADD_LEASED.where(_NOT_GRANTED_BEFORE).add_cte(
+    _INSERT_FROM_ARRAYS.cte("new_leases")
+)
+
 
 def _used_since(conn: Connection, device_id: str, since_ms: int) -> int:
     return int(conn.execute(_USED_SINCE, {"device_id": device_id, "since_ms": since_ms}).scalar_one())
@@ -198,21 +241,38 @@ def cap(conn: Connection, device_id: str, enrolled_at: int, config: ServerConfig
     return cap_for(used, enrolled_at, config, now_ms)
 
 
+def _cap_for_asking(conn: Connection, device: Device, config: ServerConfig, now_ms: int, held: int) -> int:
+    """The device's cap, as far as a request that would leave it ``held`` unused serials needs it:
+    the cap is never below ``lease_cap_min``, so when ``held`` fits under that the rate window's
+    records are not counted (the answer is the same: a device far under its cap, the usual case,
+    saves a statement per grant). Near or over ``lease_cap_min`` the cap is counted as always."""
+    if held <= config.lease_cap_min:
+        return config.lease_cap_min
+    return cap(conn, device.device_id, device.enrolled_at, config, now_ms)
+
+
+def _granted_before(conn: Connection, device: Device, req: LeaseRequest) -> list[Lease]:
+    return [] if req.request_id is None else device_leases(conn, device.device_id, req.request_id)
+
+
 def grant(
     conn: Connection, keys: ServerKeys, device: Device, req: LeaseRequest, config: ServerConfig, now_ms: int
 ) -> list[Lease]:
     """Answer a lease request in ``conn``'s write transaction. ``device`` was read with its row
     locked (:func:`server_stub.auth.read_device` with ``lock``), so a device's requests are
-    answered one at a time and its counts are current."""
-    if req.request_id is not None:
-        again = device_leases(conn, device.device_id, req.request_id)
-        if again:
-            return again
-    used = _used_since(conn, device.device_id, _window_start(device.enrolled_at, now_ms))
+    answered one at a time and its counts are current. A ``request_id`` granted before gets the
+    same blocks: looked up first on SQLite; on PostgreSQL checked by :func:`allocate`'s statement
+    (no lookup for the usual new id), and looked up here only before a refusal."""
+    on_pg = is_postgres(conn)
+    if not on_pg and (again := _granted_before(conn, device, req)):
+        return again
     unused = max(0, device.serials_leased - device.tokens_used)
-    room = cap_for(used, device.enrolled_at, config, now_ms) - unused
-    count = min(req.count, config.max_blocks_per_request, max(0, room) // config.block_size)
+    asked = min(req.count, config.max_blocks_per_request)
+    room = _cap_for_asking(conn, device, config, now_ms, unused + asked * config.block_size) - unused
+    count = min(asked, max(0, room) // config.block_size)
     if count < 1:
+        if on_pg and (again := _granted_before(conn, device, req)):
+            return again
         raise Conflict(
             "this device already holds as many unused tokens as it may; use them before asking for more",
             code="lease_cap_reached",

@@ -92,7 +92,8 @@ class Metrics:
         self.lease_serials.inc(serials)
 
 
-def app_metrics(request: Request) -> Metrics:
+async def app_metrics(request: Request) -> Metrics:
+    """``async``: no thread-pool hop for an attribute read (see ``routes.deps.app_state``)."""
     m: Metrics = request.app.state.metrics
     return m
 

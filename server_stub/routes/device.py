@@ -18,6 +18,7 @@ from server_stub.routes.deps import (
     COMMON,
     DEVICE,
     RATE_LIMITED,
+    SIGNED,
     DeviceDep,
     SignedCallDep,
     StateDep,
@@ -59,6 +60,7 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     response_model=BatchResponse,
     response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
     responses=DEVICE,
+    openapi_extra=SIGNED,
 )
 def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> Response:
     with Timer() as t:
@@ -72,6 +74,7 @@ def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep, m: Metric
     "/v1/leases",
     response_model=LeaseResponse,
     responses={**DEVICE, 409: error_doc("the device holds as many unused tokens as it may")},
+    openapi_extra=SIGNED,
 )
 def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> Response:
     signed = st.auth.admit(call, st.clock())
@@ -85,7 +88,7 @@ def post_leases(req: LeaseRequest, call: SignedCallDep, st: StateDep, m: Metrics
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-@router.get("/v1/catalog", response_model=CatalogResponse, responses=DEVICE)
+@router.get("/v1/catalog", response_model=CatalogResponse, responses=DEVICE, openapi_extra=SIGNED)
 def get_catalog(
     dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
 ) -> CatalogResponse:
@@ -95,7 +98,7 @@ def get_catalog(
     return CatalogResponse(version=latest, catalog=body)
 
 
-@router.post("/v1/heartbeat", response_model=HeartbeatResponse, responses=DEVICE)
+@router.post("/v1/heartbeat", response_model=HeartbeatResponse, responses=DEVICE, openapi_extra=SIGNED)
 def post_heartbeat(req: HeartbeatRequest, dev: DeviceDep, st: StateDep) -> HeartbeatResponse:
     with write(st.engine) as conn:
         return record_heartbeat(conn, dev.device_id, dev.kiosk_code, req, st.now_ms(), st.config.timezone)
@@ -106,6 +109,7 @@ def post_heartbeat(req: HeartbeatRequest, dev: DeviceDep, st: StateDep) -> Heart
     response_model=TokenStatus,
     response_model_exclude_none=True,
     responses={**DEVICE, 422: error_doc("not a token number (shape or check digit)")},
+    openapi_extra=SIGNED,
 )
 def get_token(
     token: Annotated[str, Path(max_length=80, pattern=r"^[0-9A-Za-z-]+$")], dev: DeviceDep, st: StateDep
@@ -113,7 +117,7 @@ def get_token(
     return tokens.lookup(st.engine, st.counter, dev, token, st.config, st.clock())
 
 
-@router.get("/v1/directory", response_model=DirectoryPage, responses=DEVICE)
+@router.get("/v1/directory", response_model=DirectoryPage, responses=DEVICE, openapi_extra=SIGNED)
 def get_directory(
     request: Request, dev: DeviceDep, st: StateDep, since: Annotated[int, Query(ge=0, le=2**62)] = 0
 ) -> Response:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import requests
+import sqlalchemy as sa
 
 from server_stub import admin
+from server_stub.db import leases
 from tests.server_stub.conftest import Harness
 from tests.server_stub.kiosk_fake import FakeKiosk
 
@@ -136,3 +138,38 @@ def test_server_sends_date_header(server: Harness) -> None:
     resp = requests.get(server.url + "/healthz", timeout=10)
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}
     assert "GMT" in resp.headers["Date"]
+
+
+def test_a_lease_request_is_refused_like_any_signed_call_and_keeps_no_nonce_when_refused(
+    server: Harness,
+) -> None:
+    """POST /v1/leases writes its nonce with the locked device read (one statement on PostgreSQL):
+    a replay, a bad signature, a stale timestamp, an unknown or revoked device are still 401 with
+    their own code, no lease is granted for them, and a refused request's nonce is not kept."""
+    fake = server.enrolled()
+    nonce = "cd" * 16
+    body = b'{"count":1}'
+    tampered = fake.signed_headers("POST", "/v1/leases", b'{"count":2}', nonce=nonce)
+    tampered["Content-Type"] = "application/json"
+    resp = server.session.post(server.url + "/v1/leases", data=body, headers=tampered)
+    assert resp.status_code == 401 and resp.json()["error"] == "bad_signature"
+    fake.now = server.clock() + 301
+    resp = fake.call("POST", "/v1/leases", {"count": 1}, nonce=nonce)
+    assert resp.status_code == 401 and resp.json()["error"] == "stale_timestamp"
+    fake.now = None
+    first = fake.call("POST", "/v1/leases", {"count": 1}, nonce=nonce)  # the nonce was not kept
+    assert first.status_code == 200 and len(first.json()["leases"]) == 1
+    again = fake.call("POST", "/v1/leases", {"count": 1}, nonce=nonce)
+    assert again.status_code == 401 and again.json()["error"] == "replayed_nonce"
+    stranger = FakeKiosk(server.url, server.session)
+    resp = stranger.call("POST", "/v1/leases", {"count": 1})
+    assert resp.status_code == 401 and resp.json()["error"] == "unknown_device"
+    with server.engine.begin() as conn:
+        admin.revoke_device(conn, fake.kiosk_code, server.now_ms())
+    resp = fake.call("POST", "/v1/leases", {"count": 1})
+    assert resp.status_code == 401 and resp.json()["error"] == "device_revoked"
+    with server.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(sa.func.count()).select_from(leases).where(leases.c.device_id == fake.device_id)
+        )
+        assert held.scalar_one() == 2 + 1  # enrollment's two and the one granted

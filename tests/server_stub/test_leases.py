@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 
 from agent.harness import stop_process
 from server_stub import admin
-from server_stub.db import leases, make_engine
+from server_stub.db import devices, leases, make_engine
 from tests.server_stub.conftest import PG_SKIP, Harness, free_port, kiosk_server_argv, wait_healthy
 from tests.server_stub.kiosk_fake import FakeKiosk
 
@@ -130,6 +132,76 @@ def test_a_lease_loop_stops_at_the_cap(start_server) -> None:  # type: ignore[no
     assert len(fake.lease(1)) == 1  # room again
 
 
+@contextmanager
+def _statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """The SQL the engine sends while the block runs (the server in the test's thread shares it)."""
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def _counts_records(sent: list[str]) -> bool:
+    return any("count(" in s.lower() and "records" in s for s in sent)
+
+
+def _ask(fake: FakeKiosk, count: int) -> requests.Response:
+    resp = fake.call("POST", "/v1/leases", {"count": count})
+    if resp.status_code == 200:
+        fake.add_leases(resp.json()["leases"])
+    return resp
+
+
+def test_a_grant_under_the_minimum_cap_counts_no_records_and_one_past_it_does(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The cap is never below lease_cap_min: a request that stays under it needs no count of the
+    rate window's records (one statement less per grant). Past it the count decides, both ways:
+    refused with no rate, granted beyond the minimum once the device has used tokens."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()  # holds 2 blocks
+    with _statements(h.engine) as sent:
+        assert _ask(fake, 8).status_code == 200  # 10,000 held: at the minimum, not past it
+    assert sent and not _counts_records(sent), sent
+    with _statements(h.engine) as sent:
+        resp = _ask(fake, 1)  # 11,000 would be past the minimum, and no tokens used: refused
+    assert resp.status_code == 409 and resp.json()["error"] == "lease_cap_reached"
+    assert _counts_records(sent)
+    recs = fake.make_records(1000)  # 1,000 tokens used today: a cap of 30 days x 1,000
+    for i in range(0, 1000, 500):
+        assert {a["status"] for a in fake.push(recs[i : i + 500]).json()["acks"]} == {"accepted"}
+    with _statements(h.engine) as sent:
+        resp = _ask(fake, 16)  # 9,000 unused + 16,000: under 30,000, over the minimum
+    assert resp.status_code == 200 and len(resp.json()["leases"]) == 16
+    assert _counts_records(sent)
+
+
+def test_a_grant_on_postgres_is_two_round_trips(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Under the minimum cap, a grant on PostgreSQL sends two statements: the nonce written with
+    the locked device read, and the leases written with the device's counter (data-modifying
+    CTEs); SQLite keeps its plain statements. Either way the rows are all there."""
+    h: Harness = start_server(rate_per_s=0)
+    fake = h.enrolled()
+    with _statements(h.engine) as sent:
+        granted = _ask(fake, 3).json()["leases"]
+    if h.engine.dialect.name == "postgresql":
+        assert len(sent) == 2, sent
+        assert sent[0].startswith("WITH new_nonce AS") and sent[1].startswith("WITH new_leases AS")
+    with h.engine.connect() as conn:
+        rows = conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()
+        leased = conn.execute(
+            sa.select(devices.c.serials_leased).where(devices.c.device_id == fake.device_id)
+        )
+        assert leased.scalar_one() == sum(r.end_serial - r.start_serial for r in rows)
+    stored = {(r.lease_id, r.start_serial, r.end_serial, r.sig) for r in rows}
+    assert {(g["lease_id"], g["start_serial"], g["end_serial"], g["sig"]) for g in granted} <= stored
+    assert len(rows) == 2 + 3
+
+
 def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
     fake = server.enrolled()
     first = fake.call("POST", "/v1/leases", {"count": 2, "request_id": "ask-0001-aaaa"}).json()["leases"]
@@ -139,6 +211,30 @@ def test_a_lease_request_id_gets_the_same_blocks_again(server: Harness) -> None:
     assert {x["lease_id"] for x in other}.isdisjoint(x["lease_id"] for x in first)
     with server.engine.connect() as conn:
         assert len(conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()) == 2 + 4
+
+
+def test_a_retried_request_id_gets_its_blocks_at_the_cap_and_counts_them_once(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The agent sends a request_id with every ask. On PostgreSQL the grant's own statement checks
+    it (still two statements for a new id); a retry gets the same blocks even when the device is at
+    its cap now, and the device's counter holds them once."""
+    h: Harness = start_server(rate_per_s=0, block_size=1000, lease_cap_min=10_000, lease_cap_max=50_000)
+    fake = h.enrolled()  # holds 2 blocks
+    ask = {"count": 8, "request_id": "ask-0003-cccc"}
+    with _statements(h.engine) as sent:
+        first = fake.call("POST", "/v1/leases", ask)
+    assert first.status_code == 200 and len(first.json()["leases"]) == 8
+    if h.engine.dialect.name == "postgresql":
+        assert len(sent) == 2, sent
+    again = fake.call("POST", "/v1/leases", ask)  # 10,000 held: a new ask would be refused
+    assert again.status_code == 200 and again.json()["leases"] == first.json()["leases"]
+    other = fake.call("POST", "/v1/leases", {"count": 1, "request_id": "ask-0004-dddd"})
+    assert other.status_code == 409
+    with h.engine.connect() as conn:
+        rows = conn.execute(sa.select(leases).where(leases.c.device_id == fake.device_id)).all()
+    assert len(rows) == 2 + 8
+    assert (
+        _counters(h.engine, fake.device_id)[0] == sum(r.end_serial - r.start_serial for r in rows) == 10_000
+    )
 
 
 @PG_SKIP
