@@ -20,8 +20,9 @@ Per record (see :mod:`sync.wire.protocol` for the statuses and reasons, and
 
 How a batch is received (:func:`receive`), on one pooled connection:
 
-1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the device, and the
-   hashes the server already holds for the batch's seqs;
+1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the hashes the server
+   already holds for the batch's seqs, then the device (in this order: on PostgreSQL each
+   statement sees its own snapshot, and a head read before the hashes could be older than them);
 2. with no transaction open: the request signature, and the chain recomputed
    (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
    record's signature verified **except** those already stored with the same hash (records are
@@ -102,8 +103,10 @@ def receive(
     signed = auth.admit(call, now)
     with engine.connect() as conn:
         with read_only(conn):
+            # hashes first: on PostgreSQL each statement sees what was committed when it began,
+            # so the device's head, read after them, is at least as new as the hashes it answers
+            known = stored_hashes(conn, signed.device_id, batch.records)
             device = auth.verify(conn, call, now, signed)
-            known = stored_hashes(conn, device.device_id, batch.records)
         links = _links(device, batch, set(known))  # the expensive part, with no transaction open
         resent = _all_duplicates(device, links, known)
         with conn.begin():
