@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,43 @@ def make_engine(url: str, connections: int = 20) -> Engine:
 
 def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+@lru_cache(maxsize=32)
+def _insert(table: sa.Table) -> sa.Insert:
+    return table.insert()
+
+
+@lru_cache(maxsize=32)
+def _copy_statement(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    return f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (mappings with the same keys) into ``table``, in the caller's transaction.
+
+    On PostgreSQL one ``COPY ... FROM STDIN`` (psycopg formats the rows in C): an executemany of
+    a 50-record batch (records and tokens, 100 rows) cost ~5.5 ms of the worker's CPU, the COPY
+    ~1.6 ms. A database error is raised as SQLAlchemy's (``IntegrityError``, ``OperationalError``
+    ...), as from any other statement. Elsewhere an executemany."""
+    if not rows:
+        return
+    if not is_postgres(conn):
+        conn.execute(_insert(table), list(rows))
+        return
+    import psycopg
+
+    names = tuple(rows[0])
+    statement = _copy_statement(table, names, conn.dialect)
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[n] for n in names])
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def _alembic_config(conn: Connection, keys_dir: Path | None = None) -> Any:

@@ -13,7 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device
-from server_stub.db import catalog_versions, devices, gap_reports, leases, quarantine, records, tokens
+from server_stub.db import (
+    catalog_versions,
+    devices,
+    gap_reports,
+    insert_rows,
+    leases,
+    quarantine,
+    records,
+    tokens,
+)
 from server_stub.ingest.state import BatchState, CatalogFacts, FinalTokens, Offer, Sale, StoredRecord, Trust
 from server_stub.leases import take_serials
 from sync.wire.protocol import RejectReason, WireRecord
@@ -180,19 +189,12 @@ def _uses_a_leased_token(row: Any) -> bool:
     return row["kind"] == "sale" and token is not None and not token.startswith("P")
 
 
-_INSERTS = {t.name: t.insert() for t in (records, tokens, quarantine, gap_reports)}
-
-
 def write_batch(conn: Connection, state: BatchState) -> None:
-    """The batch's rows, and the device's new head and fork flag."""
-    for table, rows in (
-        (records, state.rows.records),
-        (tokens, state.rows.tokens),
-        (quarantine, state.rows.quarantine),
-        (gap_reports, state.rows.gaps),
-    ):
-        if rows:
-            conn.execute(_INSERTS[table.name], rows)
+    """The batch's rows (one COPY per table on PostgreSQL), and the device's new head and fork flag."""
+    insert_rows(conn, records, state.rows.records)
+    insert_rows(conn, tokens, state.rows.tokens)
+    insert_rows(conn, quarantine, state.rows.quarantine)
+    insert_rows(conn, gap_reports, state.rows.gaps)
     device = state.device
     changes: dict[str, Any] = {}
     if state.head_seq != device.head_seq:

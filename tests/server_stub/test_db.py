@@ -1,0 +1,64 @@
+"""server_stub.db.insert_rows: a COPY on PostgreSQL, an executemany on SQLite, the same rows and
+the same errors either way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from server_stub import admin
+from server_stub.db import insert_rows, make_engine, quarantine, tokens
+
+# What COPY's text format has to escape (tab, newline, backslash, the null marker), non-ASCII,
+# NUL-free bytes with every other value, a NULL-able column left out.
+AWKWARD = ["tab\there", "line\nbreak", "back\\slash", "\\N", "हिन्दी ₹", ""]
+
+
+def _rows(n: int) -> list[dict[str, object]]:
+    return [
+        {
+            "device_id": "dev-1",
+            "kiosk_code": AWKWARD[i % len(AWKWARD)],
+            "seq": i + 1,
+            "hash": f"{i:064x}",
+            "reason": "fork",
+            "created_at": 2**53 - 1 - i,
+            "received_at": i,
+            "sig": AWKWARD[(i + 1) % len(AWKWARD)],
+            "body": bytes(range(1, 256)) + i.to_bytes(2, "big"),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def engine(db_url: str, tmp_path: Path) -> Iterator[sa.Engine]:
+    eng = make_engine(db_url)
+    admin.init_server(eng, int(time.time() * 1000), tmp_path / "keys")
+    yield eng
+    eng.dispose()
+
+
+def test_rows_come_back_as_written(engine: sa.Engine) -> None:
+    rows = _rows(40)
+    with engine.begin() as conn:
+        insert_rows(conn, quarantine, rows)
+        insert_rows(conn, quarantine, [])  # nothing to write is a no-op
+    cols = [quarantine.c[name] for name in rows[0]]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(*cols).order_by(quarantine.c.seq)).all()
+    assert [dict(r._mapping) for r in stored] == rows
+
+
+def test_a_constraint_breach_is_sqlalchemys_integrity_error_and_nothing_is_kept(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        insert_rows(conn, tokens, [{"token": "T1", "device_id": "d", "seq": 1, "kind": "leased"}])
+    twice = [{"token": t, "device_id": "d", "seq": 2, "kind": "leased"} for t in ("T2", "T1")]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        insert_rows(conn, tokens, twice)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(tokens.c.token)).scalars().all() == ["T1"]
