@@ -39,15 +39,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device, DeviceAuthenticator, SignedCall, relock_device
-from server_stub.db import read_only, records
+from server_stub.db import read_only
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
 from server_stub.ingest.state import Trust
-from server_stub.ingest.store import load_state, write_batch
+from server_stub.ingest.store import held_records, load_state, write_batch
 from sync.wire.canonical import ChainLink, chain_links
 from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
 
@@ -69,9 +68,7 @@ def _links(device: Device, batch: BatchRequest, known: set[str]) -> list[ChainLi
 
 def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> dict[str, str | None]:
     """Hash -> final token of what the server holds for the seqs of ``recs``."""
-    where = records.c.device_id == device_id, records.c.seq.between(recs[0].seq, recs[-1].seq)
-    rows = conn.execute(sa.select(records.c.hash, records.c.final_token).where(*where))
-    return {row.hash: row.final_token for row in rows}
+    return {s.hash: s.final_token for s in held_records(conn, device_id, recs[0].seq, recs[-1].seq).values()}
 
 
 def _all_duplicates(

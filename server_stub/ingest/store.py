@@ -60,7 +60,8 @@ def _span(device_id: str, first: int, last: int) -> dict[str, Any]:
     return {"device_id": device_id, "first": first, "last": last}
 
 
-def _stored(conn: Connection, device_id: str, first: int, last: int) -> dict[int, StoredRecord]:
+def held_records(conn: Connection, device_id: str, first: int, last: int) -> dict[int, StoredRecord]:
+    """Seq -> hash and final token of the records the server holds from ``first`` to ``last``."""
     rows = conn.execute(_STORED, _span(device_id, first, last))
     return {row.seq: StoredRecord(row.hash, row.final_token) for row in rows}
 
@@ -168,7 +169,7 @@ def load_state(
         now_ms=now_ms,
         head_seq=device.head_seq,
         head_hash=device.head_hash,
-        stored=_stored(conn, did, first, last),
+        stored=held_records(conn, did, first, last),
         quarantined=held,
         passed_over=passed_over,
         used_tokens=_used_tokens(conn, recs),
@@ -189,6 +190,18 @@ def _uses_a_leased_token(row: Any) -> bool:
     return row["kind"] == "sale" and token is not None and not token.startswith("P")
 
 
+# The head moved, nothing flagged: every accepted batch (``used`` may be 0: the same value written).
+_MOVE_HEAD = (
+    devices.update()
+    .where(devices.c.device_id == sa.bindparam("device", type_=sa.String))
+    .values(
+        head_seq=sa.bindparam("seq", type_=sa.BigInteger),
+        head_hash=sa.bindparam("hash", type_=sa.String),
+        tokens_used=devices.c.tokens_used + sa.bindparam("used", type_=sa.BigInteger),
+    )
+)
+
+
 def write_batch(conn: Connection, state: BatchState) -> None:
     """The batch's rows (one COPY per table on PostgreSQL), and the device's new head and fork flag."""
     insert_rows(conn, records, state.rows.records)
@@ -199,10 +212,16 @@ def write_batch(conn: Connection, state: BatchState) -> None:
     changes: dict[str, Any] = {}
     if state.head_seq != device.head_seq:
         changes.update(head_seq=state.head_seq, head_hash=state.head_hash)
-    if state.fork_seq is not None and device.flagged_at is None:
+    flag = state.fork_seq is not None and device.flagged_at is None
+    if flag:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
     used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
     if used:  # the lease cap's count of used serials (server_stub.leases)
         changes.update(tokens_used=devices.c.tokens_used + used)
-    if changes:
+    if "head_seq" in changes and not flag:  # the usual batch: the statement built once
+        conn.execute(
+            _MOVE_HEAD,
+            {"device": device.device_id, "seq": state.head_seq, "hash": state.head_hash, "used": used},
+        )
+    elif changes:
         conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))
