@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from server_stub import admin
-from server_stub.db import insert_rows, make_engine, quarantine, tokens
+from server_stub.db import insert_rows, make_engine, quarantine, read_only, tokens
 
 # What COPY's text format has to escape (tab, newline, backslash, the null marker), non-ASCII,
 # NUL-free bytes with every other value, a NULL-able column left out.
@@ -62,3 +62,17 @@ def test_a_constraint_breach_is_sqlalchemys_integrity_error_and_nothing_is_kept(
         insert_rows(conn, tokens, twice)
     with engine.connect() as conn:
         assert conn.execute(sa.select(tokens.c.token)).scalars().all() == ["T1"]
+
+
+def test_after_a_read_only_block_the_connection_writes_in_a_transaction_again(engine: sa.Engine) -> None:
+    """read_only (autocommit on PostgreSQL) hands the connection back transactional: a write
+    transaction that fails leaves nothing behind."""
+    row = {"token": "T9", "device_id": "d", "seq": 1, "kind": "leased"}
+    with engine.connect() as conn:
+        with read_only(conn):
+            assert conn.execute(sa.select(tokens.c.token)).all() == []
+        with pytest.raises(RuntimeError), conn.begin():
+            insert_rows(conn, tokens, [row])
+            raise RuntimeError("the batch fails after its rows")
+        with read_only(conn):
+            assert conn.execute(sa.select(tokens.c.token)).all() == []
