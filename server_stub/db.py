@@ -276,6 +276,17 @@ def read(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def _autocommit(conn: Connection) -> Iterator[Connection]:
+    """``conn`` in autocommit for the block (PostgreSQL), then back to its default isolation."""
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with conn.begin():  # no BEGIN or COMMIT reaches the server
+            yield conn
+    finally:
+        conn.execution_options(isolation_level=conn.default_isolation_level)
+
+
+@contextmanager
 def read_only(conn: Connection) -> Iterator[Connection]:
     """A read transaction on an open connection (deferred on SQLite), ended at the end of the
     block, so the same connection can begin a write transaction next.
@@ -285,12 +296,8 @@ def read_only(conn: Connection) -> Iterator[Connection]:
     a few % of a batch's CPU). A caller that needs two reads to agree orders them (see
     :func:`server_stub.ingest.batch.receive`)."""
     if is_postgres(conn):
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            conn.execution_options(isolation_level=conn.default_isolation_level)
+        with _autocommit(conn):
+            yield conn
         return
     conn.execution_options(**{_READ_ONLY: True})
     try:
@@ -298,6 +305,19 @@ def read_only(conn: Connection) -> Iterator[Connection]:
             yield conn
     finally:
         conn.execution_options(**{_READ_ONLY: False})
+
+
+@contextmanager
+def single_write(conn: Connection) -> Iterator[Connection]:
+    """Writes on an open connection that each stand alone (a nonce): on PostgreSQL in autocommit,
+    each statement its own transaction (one round trip where BEGIN, the INSERT and COMMIT were
+    three); a write transaction elsewhere (``BEGIN IMMEDIATE`` on SQLite)."""
+    if is_postgres(conn):
+        with _autocommit(conn):
+            yield conn
+        return
+    with conn.begin():
+        yield conn
 
 
 def _private_file(path: Path) -> None:

@@ -27,8 +27,8 @@ How a batch is received (:func:`receive`), on one pooled connection:
    (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
    record's signature verified **except** those already stored with the same hash (records are
    never deleted, so a hash seen stored is stored still): a resend costs hashing, not verifying,
-   and a batch held in full is answered from the snapshot (its write transaction holds only the
-   nonce);
+   and a batch held in full is answered from the snapshot (it writes only the nonce: one
+   statement, in autocommit on PostgreSQL);
 3. one write transaction: the device's head and flags read again and its row locked
    (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) so a resent or concurrent batch of
    the same device is answered from committed state; the nonce; what the server holds; each
@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device, DeviceAuthenticator, SignedCall, relock_device
-from server_stub.db import read_only
+from server_stub.db import read_only, single_write
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
 from server_stub.ingest.state import Trust
@@ -106,10 +106,11 @@ def receive(
             device = auth.verify(conn, call, now, signed)
         links = _links(device, batch, set(known))  # the expensive part, with no transaction open
         resent = _all_duplicates(device, links, known)
-        with conn.begin():
-            if resent is not None:  # nothing to decide: only the nonce is written
+        if resent is not None:  # nothing to decide: only the nonce is written
+            with single_write(conn):
                 auth.remember_nonce(conn, signed, now)
-                return resent
+            return resent
+        with conn.begin():
             locked = relock_device(conn, device)
             auth.remember_nonce(conn, signed, now)
             return ingest_links(conn, locked, batch, links, int(now * 1000), trust)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from server_stub import admin
-from server_stub.db import insert_rows, make_engine, quarantine, read_only, tokens
+from server_stub.db import insert_rows, make_engine, quarantine, read_only, single_write, tokens
 
 # What COPY's text format has to escape (tab, newline, backslash, the null marker), non-ASCII,
 # NUL-free bytes with every other value, a NULL-able column left out.
@@ -76,3 +76,19 @@ def test_after_a_read_only_block_the_connection_writes_in_a_transaction_again(en
             raise RuntimeError("the batch fails after its rows")
         with read_only(conn):
             assert conn.execute(sa.select(tokens.c.token)).all() == []
+
+
+def test_single_write_statements_stand_alone_on_postgresql_and_not_on_sqlite(engine: sa.Engine) -> None:
+    """single_write (a resend's nonce): on PostgreSQL each statement is its own transaction (one
+    round trip), so a failure after it keeps what it wrote; on SQLite the block is one write
+    transaction. Either way the connection writes in a transaction again afterwards."""
+    with engine.connect() as conn:
+        with pytest.raises(RuntimeError), single_write(conn):
+            insert_rows(conn, tokens, [{"token": "T1", "device_id": "d", "seq": 1, "kind": "leased"}])
+            raise RuntimeError("after the statement")
+        with pytest.raises(RuntimeError), conn.begin():
+            insert_rows(conn, tokens, [{"token": "T2", "device_id": "d", "seq": 2, "kind": "leased"}])
+            raise RuntimeError("after the statement")
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(tokens.c.token)).scalars().all()
+    assert kept == (["T1"] if engine.dialect.name == "postgresql" else [])
