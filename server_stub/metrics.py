@@ -25,6 +25,7 @@ without, loopback callers only (a scraper on the same host, or a proxy that adds
 
 from __future__ import annotations
 
+import collections
 import hmac
 import os
 import time
@@ -84,8 +85,9 @@ class Metrics:
 
     def acks(self, acks: Iterable[RecordAck], seconds: float) -> None:
         self.ingest_seconds.observe(seconds)
-        for ack in acks:
-            self.records.labels(ack.status, ack.reason or "none").inc()
+        # counted first: a labels() look-up and a locked inc() per ack cost ~3 us a record
+        for (status, reason), n in collections.Counter((a.status, a.reason or "none") for a in acks).items():
+            self.records.labels(status, reason).inc(n)
 
     def leases(self, blocks: int, serials: int) -> None:
         self.lease_grants.inc(blocks)

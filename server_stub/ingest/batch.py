@@ -20,14 +20,15 @@ Per record (see :mod:`sync.wire.protocol` for the statuses and reasons, and
 
 How a batch is received (:func:`receive`), on one pooled connection:
 
-1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the device, and the
-   hashes the server already holds for the batch's seqs;
+1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the hashes the server
+   already holds for the batch's seqs, then the device (in this order: on PostgreSQL each
+   statement sees its own snapshot, and a head read before the hashes could be older than them);
 2. with no transaction open: the request signature, and the chain recomputed
    (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
    record's signature verified **except** those already stored with the same hash (records are
    never deleted, so a hash seen stored is stored still): a resend costs hashing, not verifying,
-   and a batch held in full is answered from the snapshot (its write transaction holds only the
-   nonce);
+   and a batch held in full is answered from the snapshot (it writes only the nonce: one
+   statement, in autocommit on PostgreSQL);
 3. one write transaction: the device's head and flags read again and its row locked
    (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) so a resent or concurrent batch of
    the same device is answered from committed state; the nonce; what the server holds; each
@@ -38,15 +39,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device, DeviceAuthenticator, SignedCall, relock_device
-from server_stub.db import read_only, records
+from server_stub.db import read_only, single_write
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
 from server_stub.ingest.state import Trust
-from server_stub.ingest.store import load_state, write_batch
+from server_stub.ingest.store import held_records, load_state, write_batch
 from sync.wire.canonical import ChainLink, chain_links
 from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
 
@@ -68,9 +68,7 @@ def _links(device: Device, batch: BatchRequest, known: set[str]) -> list[ChainLi
 
 def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> dict[str, str | None]:
     """Hash -> final token of what the server holds for the seqs of ``recs``."""
-    where = records.c.device_id == device_id, records.c.seq.between(recs[0].seq, recs[-1].seq)
-    rows = conn.execute(sa.select(records.c.hash, records.c.final_token).where(*where))
-    return {row.hash: row.final_token for row in rows}
+    return {s.hash: s.final_token for s in held_records(conn, device_id, recs[0].seq, recs[-1].seq).values()}
 
 
 def _all_duplicates(
@@ -102,14 +100,17 @@ def receive(
     signed = auth.admit(call, now)
     with engine.connect() as conn:
         with read_only(conn):
+            # hashes first: on PostgreSQL each statement sees what was committed when it began,
+            # so the device's head, read after them, is at least as new as the hashes it answers
+            known = stored_hashes(conn, signed.device_id, batch.records)
             device = auth.verify(conn, call, now, signed)
-            known = stored_hashes(conn, device.device_id, batch.records)
         links = _links(device, batch, set(known))  # the expensive part, with no transaction open
         resent = _all_duplicates(device, links, known)
-        with conn.begin():
-            if resent is not None:  # nothing to decide: only the nonce is written
+        if resent is not None:  # nothing to decide: only the nonce is written
+            with single_write(conn):
                 auth.remember_nonce(conn, signed, now)
-                return resent
+            return resent
+        with conn.begin():
             locked = relock_device(conn, device)
             auth.remember_nonce(conn, signed, now)
             return ingest_links(conn, locked, batch, links, int(now * 1000), trust)

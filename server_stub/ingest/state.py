@@ -66,8 +66,18 @@ class CatalogFacts:
         before = [v for v, at in self.loaded_at.items() if at <= rec.created_at]
         return max(before) if before else min(self.loaded_at)
 
+    # version -> when the next one was loaded: asked for every sale (a rule), worked out once
+    _replaced: dict[int, int | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for version in self.loaded_at:
+            later = [at for v, at in self.loaded_at.items() if v > version]
+            self._replaced[version] = min(later) if later else None
+
     def replaced_at(self, version: int) -> int | None:
         """When the next version was loaded (None while ``version`` is the newest)."""
+        if version in self._replaced:
+            return self._replaced[version]
         later = [at for v, at in self.loaded_at.items() if v > version]
         return min(later) if later else None
 

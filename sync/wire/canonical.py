@@ -99,11 +99,16 @@ def _plain(value: Any) -> bool:
     return False
 
 
+# json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False), its encoder built
+# once: json.dumps builds a new one per call with these arguments (~4 of a record's ~11 us).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> bytes:
     """UTF-8 JSON, sorted keys, no whitespace, integers and strings only."""
     if not _plain(obj):
         _check(obj, "$")  # raises with the path, or passes (a str/int subclass)
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def genesis_hash(device_id: str) -> str:

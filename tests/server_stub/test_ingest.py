@@ -282,6 +282,37 @@ def test_concurrent_resends_of_one_batch_store_it_once(server: Harness) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 30
 
 
+def test_a_batch_stored_while_its_resend_reads_the_snapshot_is_answered_with_its_head(
+    server: Harness,
+) -> None:
+    """The resend's snapshot reads the hashes held, then the device: a first send committed
+    between its statements (each sees its own snapshot on PostgreSQL) leaves the resend either
+    seeing the records and the head that holds them, or neither; never the records with the
+    head from before them."""
+    import requests
+
+    fake = server.enrolled()
+    recs = fake.make_records(10)
+    other = FakeKiosk(server.url, requests.Session(), device_id=fake.device_id)
+    other.key = fake.key
+    first: list[requests.Response] = []
+    armed = [True]
+
+    def after_the_first_read(*_args: Any) -> None:
+        if armed:  # the resend's first snapshot read has run: the first send is stored now
+            armed.clear()
+            first.append(other.push(recs))
+
+    sa.event.listen(server.engine, "after_cursor_execute", after_the_first_read)
+    try:
+        resend = fake.push(recs)
+    finally:
+        sa.event.remove(server.engine, "after_cursor_execute", after_the_first_read)
+    assert statuses(first[0].json()) == Counter({("accepted", None): 10})
+    assert statuses(resend.json()) == Counter({("duplicate", None): 10})
+    assert resend.json()["head"] == {"seq": 10, "hash": recs[-1]["hash"]}
+
+
 # --- the server checks what a kiosk sends against its own data ----------------------------------
 
 MONEY = ("count", "gross_paise", "fee_paise", "commission_paise")

@@ -25,6 +25,13 @@ def test_canonical_json_round_trips_and_is_stable(value: object) -> None:
     assert canonical.canonical_json(back) == data
 
 
+@given(json_values)
+def test_canonical_json_is_the_json_dumps_it_always_was(value: object) -> None:
+    """The encoder built once gives the bytes ``json.dumps`` gave with the same arguments."""
+    dumped = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical.canonical_json(value) == dumped.encode("utf-8")
+
+
 def test_canonical_form_is_exact() -> None:
     assert canonical.canonical_json({"b": 1, "a": [1, "अ"], "c": {"z": 0, "y": -2}}) == (
         '{"a":[1,"अ"],"b":1,"c":{"y":-2,"z":0}}'.encode()

@@ -53,6 +53,17 @@ def test_wire_record_stands_for_the_signed_record() -> None:
     assert hashes == [record_hash(r) for r in fulls]
 
 
+def test_the_record_is_the_models_dump_without_sig_and_nones() -> None:
+    for extra in (
+        {},
+        {"mobile": "9876543210", "fields": {}},
+        {"kind": "void", "voids_seq": 1, "reason": "x"},
+    ):
+        rec = {k: v for k, v in full_record(2, "0" * 64, **extra).items() if k != "prev_hash"}
+        wire = WireRecord.model_validate({**rec, "sig": "c2ln"})
+        assert wire.record() == wire.model_dump(exclude_none=True, exclude={"sig"}) == rec
+
+
 @pytest.mark.parametrize(
     "change",
     [
