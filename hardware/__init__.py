@@ -28,6 +28,7 @@ _WHERE = {
     "PrinterStatus": "hardware.printer",
     "RecordingPrinter": "hardware.printer",
     "open_printer": "hardware.printer",
+    "format_rupees": "hardware.rupees",
     "ReceiptData": "hardware.receipt",
     "build_receipt": "hardware.receipt",
     "receipt_qr_text": "hardware.receipt",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     )
     from hardware.printer import Printer, PrinterStatus, RecordingPrinter, open_printer
     from hardware.receipt import ReceiptData, build_receipt, receipt_qr_text, render_png, verify_receipt_qr
+    from hardware.rupees import format_rupees
 
 
 def __getattr__(name: str) -> Any:
@@ -78,6 +80,7 @@ __all__ = [
     "TransientHardwareError",
     "build_receipt",
     "errors",
+    "format_rupees",
     "open_fingerprint",
     "open_printer",
     "receipt_qr_text",

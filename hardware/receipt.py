@@ -25,11 +25,12 @@ from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from escpos.printer import Dummy
 from PIL import Image
 
 from hardware.errors import ReceiptError, ReceiptQRInvalid
+from hardware.escpos_lib import Dummy
 from hardware.raster import esc_star_24, render_inline, render_text
+from hardware.rupees import format_rupees
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 QR_VERSION = "KA1"
@@ -169,22 +170,6 @@ def verify_receipt_qr(text: str, public_key: Ed25519PublicKey | bytes) -> dict[s
 
 
 # --- formatting ----------------------------------------------------------------------------------
-
-
-def format_rupees(paise: int) -> str:
-    """``150050`` -> ``"₹ 1,500.50"`` with Indian digit grouping (12,34,567.00)."""
-    rupees, p = divmod(paise, 100)
-    digits = str(rupees)
-    if len(digits) > 3:
-        head, tail = digits[:-3], digits[-3:]
-        groups: list[str] = []
-        while len(head) > 2:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        if head:
-            groups.insert(0, head)
-        digits = ",".join(groups) + "," + tail
-    return f"\u20b9 {digits}.{p:02d}"
 
 
 def format_ist(when: datetime) -> str:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from agent import i18n
 from agent.catalog import Catalog, Field, Service
-from hardware.receipt import format_rupees  # "₹ 1,62,600.00": Indian grouping
+from hardware import format_rupees  # "₹ 1,62,600.00": Indian grouping (without the receipt stack)
 
 HEADERS = {
     "Cache-Control": "no-store",
