@@ -40,7 +40,8 @@ from agent.ledger import Ledger, init_ledger, open_ledger  # noqa: E402
 from agent.runner import Runner  # noqa: E402
 from hardware.sim.printer import PrinterSim  # noqa: E402
 
-SALE = {"service": "WATER_BILL", "amount": "120.50", "fields": {"consumer_number": "3345678901"}}
+SALE_FIELDS = {"consumer_number": "3345678901"}
+SALE: dict[str, Any] = {"service": "WATER_BILL", "amount": "120.50", "fields": SALE_FIELDS}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -65,7 +66,7 @@ def bare_app(led: Ledger) -> Any:
     app = FastAPI()
     lock = threading.Lock()
     draft = transactions.build_draft(
-        transactions.NewTxn(SALE["service"], SALE["amount"], "op1", fields=dict(SALE["fields"])),
+        transactions.NewTxn(str(SALE["service"]), str(SALE["amount"]), "op1", fields=dict(SALE_FIELDS)),
         transactions.current_catalog(led),
         online=False,
         seal_key=None,

@@ -4,6 +4,7 @@ never downloads a browser): launch, screenshots as artifacts, axe-core from the 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -31,19 +32,20 @@ def shot(page: Any, name: str) -> Path:
 
 
 def axe_script() -> Path:
-    """axe-core's axe.min.js, installed from the npm registry into a cache folder the first time."""
+    """axe-core's axe.min.js, installed from the npm registry into a cache folder the first time
+    (under a file lock: test processes running side by side install it once, not into each other)."""
     path = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-    if not path.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("needs npm to fetch axe-core (.ci/run installs it)")
-        AXE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR), f"axe-core@{AXE_VERSION}"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    if path.exists():
+        return path
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("needs npm to fetch axe-core (.ci/run installs it)")
+    AXE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(AXE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not path.exists():
+            argv = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR)]
+            subprocess.run([*argv, f"axe-core@{AXE_VERSION}"], check=True, capture_output=True, timeout=300)
     return path
 
 
