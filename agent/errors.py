@@ -85,6 +85,12 @@ class LedgerDamaged(LedgerStorageError):
     """A page of the ledger fails its checks (integrity, SQLCipher's per-page HMAC)."""
 
 
+class LedgerTooNew(LedgerStorageError):
+    """The ledger's schema is newer than this agent knows (a newer kiosk-agent wrote it, then an
+    older one was put back): writing with the old code could leave records that version does
+    not expect, so it reads, verifies and backs up, but makes no new records."""
+
+
 class LedgerBehind(LedgerStorageError):
     """The ledger holds less than was committed (lost WAL frames, an old copy put back), or the
     server holds more of this kiosk's chain than the ledger: issuing tokens now could reissue one."""

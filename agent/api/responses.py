@@ -23,6 +23,7 @@ _STATUS: dict[type[errors.AgentError], tuple[int, str]] = {
     errors.DiskFull: (507, "disk_full"),
     errors.LedgerDamaged: (503, "ledger_damaged"),
     errors.LedgerBehind: (503, "ledger_behind"),
+    errors.LedgerTooNew: (503, "ledger_newer"),
     errors.LedgerIOError: (503, "database_error"),
 }
 

@@ -24,6 +24,7 @@ from agent.errors import (
     LedgerBehind,
     LedgerDamaged,
     LedgerStorageError,
+    LedgerTooNew,
     NotFound,
     NotInitialised,
 )
@@ -162,11 +163,19 @@ class Ledger:
         try:
             if checkpoint_pages is not None:
                 conn.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
-            if migrations.schema_version(conn) < len(migrations.MIGRATIONS):
+            version = migrations.schema_version(conn)
+            if version < len(migrations.MIGRATIONS):
                 migrations.migrate(conn)
             led = cls(conn, path, now)
             led.space = space
             led._attach_mark(hex_key)
+            if version > len(migrations.MIGRATIONS) and led.refusal is None:
+                led._refuse(
+                    "ledger_newer",
+                    f"a newer kiosk-agent wrote it (ledger schema {version}; this version knows "
+                    f"{len(migrations.MIGRATIONS)})",
+                    hint="install that kiosk-agent version (or a newer one) again",
+                )
             return led
         except (DatabaseError, OSError) as exc:
             conn.close()
@@ -191,10 +200,10 @@ class Ledger:
         elif (seq, serial) != (mark.mark.seq, mark.mark.serial):
             mark.seed(seq, h, serial)  # a crash between a commit and its mark: the ledger is ahead
 
-    def _refuse(self, code: str, why: str) -> None:
-        cls = LedgerDamaged if code == "ledger_damaged" else LedgerBehind
+    def _refuse(self, code: str, why: str, hint: str = db.RESTORE_HINT) -> None:
+        cls = {"ledger_damaged": LedgerDamaged, "ledger_newer": LedgerTooNew}.get(code, LedgerBehind)
         self.refusal_code = code
-        self.refusal = cls(f"{self.path}: {why}; no new sales: {db.RESTORE_HINT}")
+        self.refusal = cls(f"{self.path}: {why}; no new sales: {hint}")
         log.error("ledger refuses new records: %s (%s)", code, why)
 
     def translate(self, exc: Exception) -> LedgerStorageError:

@@ -23,7 +23,15 @@ from sync.wire.protocol import REJECT_REASONS
 ROOT = Path(__file__).resolve().parents[2]
 # codes the contract gives the ledger/print branch (agent/api/responses.py on that branch)
 CONTRACT_ERRORS = {"disk_full", "ledger_damaged", "ledger_behind", "database_error", "idempotency_key_reused"}
-CONTRACT_ALERTS = {"disk_low", "disk_full", "ledger_damaged", "ledger_behind", "server_ahead", "clock_wrong"}
+CONTRACT_ALERTS = {
+    "disk_low",
+    "disk_full",
+    "ledger_damaged",
+    "ledger_behind",
+    "ledger_newer",
+    "server_ahead",
+    "clock_wrong",
+}
 
 
 def _api_error_codes() -> set[str]:
