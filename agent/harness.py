@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,11 +34,42 @@ SERVER_COMMAND = (
 )
 
 
+PORTS_ENV = "KIOSK_FREE_PORTS"  # "LOW-HIGH": where free_port looks (test workers side by side)
+
+
+_last_port = 0  # the last port free_port handed out from its range
+
+
+def _ports(low: int, high: int) -> list[int]:
+    """The range from the port after the last one handed out (from a random one at first:
+    processes differ), wrapping round: one process never hands out the same port twice in a row
+    (a port is only free until its server binds it)."""
+    size = high - low + 1
+    start = _last_port + 1 if low <= _last_port <= high else random.randint(low, high)
+    return [low + (start - low + i) % size for i in range(size)]
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port nothing listens on right now. The OS picks it, unless ``$KIOSK_FREE_PORTS`` is
+    ``LOW-HIGH``: then the next free one of that range. Test processes running side by side are
+    each given their own range (tests/conftest.py), so two of them never pick the same port in the
+    moment before either binds it."""
+    span = os.environ.get(PORTS_ENV)
+    if not span:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+    low, high = (int(part) for part in span.split("-", 1))
+    global _last_port
+    for port in _ports(low, high):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _last_port = port
+        return port
+    raise AgentError(f"no free port in {PORTS_ENV}={span}")
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[Any] | None = None, *, deadline_s: float = 30.0) -> None:

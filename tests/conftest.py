@@ -20,7 +20,22 @@ from click.testing import CliRunner
 
 from agent import cli as agent_cli
 from agent import config as config_mod
+from agent.harness import PORTS_ENV
 from agent.ledger import Ledger, init_ledger, open_ledger
+
+# Test workers side by side (pytest-xdist, `-n auto` in pyproject.toml) each pick servers' ports
+# from their own range, below the OS's ephemeral ports (32768 up, where clients' connections
+# take theirs): two workers never pick the same port before either binds it.
+PORTS_LOW, PORTS_HIGH = 20000, 32000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if worker:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        size = (PORTS_HIGH - PORTS_LOW) // max(count, 1)
+        low = PORTS_LOW + int(worker.removeprefix("gw")) * size
+        os.environ[PORTS_ENV] = f"{low}-{low + size - 1}"
 
 
 @dataclass

@@ -62,7 +62,7 @@ def fresh_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         assert b"Traceback" not in err, err.decode(errors="replace")
 
 
-def test_20_concurrent_enrolls_on_a_fresh_server_all_answer_within_2_s(
+def test_20_concurrent_enrolls_on_a_fresh_server_all_answer_without_a_lock_wait(
     fresh_server: tuple[str, list[str]],
 ) -> None:
     url, codes = fresh_server
@@ -86,8 +86,10 @@ def test_20_concurrent_enrolls_on_a_fresh_server_all_answer_within_2_s(
     with ThreadPoolExecutor(ENROLLS) as pool:
         answers = list(pool.map(one, range(ENROLLS)))
     assert sorted(status for status, _ in answers) == [200] * 10 + [401] * 10
+    # The defect was a self-lock: requests waited out the 30 s lock timeout and got 503s. About 0.3 s
+    # on a quiet box; the bound leaves room for a box shared with other test processes.
     slowest = max(took for _, took in answers)
-    assert slowest < 2.0, f"the slowest first answer took {slowest:.1f} s"
+    assert slowest < 10.0, f"the slowest first answer took {slowest:.1f} s"
 
 
 def fake_key(fake: FakeKiosk) -> str:
