@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent.cli._common import State, emit, json_option, pass_state
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.ledger import Ledger
 
 
 def _line(v: dict[str, Any]) -> str:
@@ -46,7 +50,7 @@ def txn_new(
     as_json: bool,
 ) -> None:
     """Record a transaction and issue its token; the receipt prints after the commit."""
-    from agent import sales, syncing, transactions
+    from agent import sales, transactions
     from agent.ledger import open_ledger
 
     cfg = state.cfg
@@ -60,7 +64,7 @@ def txn_new(
     )
     with open_ledger(cfg) as ledger:
         # asked only for online-only services: offline work never waits on the network
-        v = sales.new_sale(cfg, ledger, req, online=lambda: syncing.link_up(cfg, ledger))
+        v = sales.new_sale(cfg, ledger, req, online=lambda: _link_up(cfg, ledger))
     emit(v, as_json, lambda d: f"token {d['token']}  (seq {d['seq']})\n{_line(d)}")
 
 
@@ -109,3 +113,11 @@ def txn_void(state: State, token: str, reason: str, operator: str | None, as_jso
     with open_ledger(state.cfg) as ledger:
         v = sales.void_sale(state.cfg, ledger, token, reason, operator)
     emit(v, as_json, lambda d: f"voided token {d['token']} (void seq {d['seq']})")
+
+
+def _link_up(cfg: Config, ledger: Ledger) -> bool:
+    """Whether the server answers now. Imported only when an online-only service asks: an offline
+    sale never loads the sync client (requests, the wire models: half of `txn new`'s start-up)."""
+    from agent import syncing
+
+    return syncing.link_up(cfg, ledger)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -222,3 +224,22 @@ def test_amount_never_accepts_negative_or_sub_paisa(d: Decimal) -> None:
     except InvalidInput:
         return
     assert d.is_finite() and d >= 0 and d * 100 == int(d * 100) and paise == int(d * 100)
+
+
+def test_an_offline_sale_does_not_load_the_sync_client(kiosk: Kiosk) -> None:
+    """`txn new` for a service that works offline never asks the network, so it does not import
+    the sync client either (requests and the wire models were half of its start-up)."""
+    kiosk.run("init", "--dev-leases", check=True)
+    probe = (
+        "import sys\n"
+        "from agent.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(sorted({'requests', 'agent.syncing', 'sync.client'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    argv = [*kiosk.argv("txn", "new", "--service", "ELEC_BILL", "--amount", "100")][3:]
+    argv += [a for k, v in ELEC["fields"].items() for a in ("--field", f"{k}={v}")]
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=kiosk.env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
