@@ -235,7 +235,9 @@ def test_leases_heartbeat_and_catalog(server: Harness) -> None:
 
 
 def _device_reads(statements: list[str]) -> list[str]:
-    return [s for s in statements if re.match(r"\s*SELECT\b", s, re.I) and re.search(r"\bdevices\b", s)]
+    """The statements that read the devices table (a SELECT, or a WITH whose SELECT does)."""
+    reads = [s for s in statements if re.match(r"\s*(SELECT|WITH)\b", s, re.I)]
+    return [s for s in reads if re.search(r"\bFROM devices\b", s)]
 
 
 def test_a_batch_reads_the_device_row_once_per_transaction(server: Harness) -> None:
