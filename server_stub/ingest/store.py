@@ -242,12 +242,13 @@ def write_batch(conn: Connection, state: BatchState) -> None:
     if flag:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
     used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
-    if used:  # the lease cap's count of used serials (server_stub.leases)
-        changes.update(tokens_used=devices.c.tokens_used + used)
     if "head_seq" in changes and not flag:  # the usual batch: the statement built once
         conn.execute(
             _MOVE_HEAD,
             {"device": device.device_id, "seq": state.head_seq, "hash": state.head_hash, "used": used},
         )
-    elif changes:
+        return
+    if used:  # the lease cap's count of used serials (server_stub.leases); an expression built here
+        changes.update(tokens_used=devices.c.tokens_used + used)
+    if changes:
         conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))
