@@ -68,10 +68,11 @@ _READ_DEVICE = (
     .where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
 )
 _READ_DEVICE_LOCKED = _READ_DEVICE.with_for_update(of=devices)
+# The same read for a caller that extends it (ingest's snapshot joins the records a batch's seqs
+# hold): hand its row to :meth:`DeviceAuthenticator.verify_row`.
+READ_DEVICE = _READ_DEVICE
 _INSERT_NONCE = nonces.insert()
-# PostgreSQL: the nonce written and the device row read locked in one round trip (a
-# data-modifying CTE; a replayed nonce fails the statement with its unique violation).
-_NONCE_AND_DEVICE_LOCKED = _READ_DEVICE_LOCKED.add_cte(
+_NEW_NONCE = (
     nonces.insert()
     .values(
         device_id=sa.bindparam("device_id", type_=sa.String),
@@ -80,10 +81,15 @@ _NONCE_AND_DEVICE_LOCKED = _READ_DEVICE_LOCKED.add_cte(
     )
     .cte("new_nonce")
 )
+# PostgreSQL: the nonce written and the device row read locked in one round trip (a
+# data-modifying CTE; a replayed nonce fails the statement with its unique violation).
+_NONCE_AND_DEVICE_LOCKED = _READ_DEVICE_LOCKED.add_cte(_NEW_NONCE)
 _RELOCK = sa.select(
     devices.c.head_seq, devices.c.head_hash, devices.c.flagged_at, devices.c.revoked_at
 ).where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
 _RELOCK_PG = _RELOCK.with_for_update()
+# PostgreSQL, a batch's write transaction: the nonce written and the row relocked in one round trip.
+_NONCE_AND_RELOCK_PG = _RELOCK_PG.add_cte(_NEW_NONCE)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -134,7 +140,10 @@ def relock_device(conn: Connection, device: Device) -> Device:
     """``device`` with its changing fields (head, flag, revocation) read again in ``conn``'s write
     transaction and the row locked (``FOR UPDATE`` on PostgreSQL); Unauthorized when revoked since."""
     query = _RELOCK_PG if is_postgres(conn) else _RELOCK
-    row = conn.execute(query, {"device_id": device.device_id}).one()
+    return _relocked(device, conn.execute(query, {"device_id": device.device_id}).one())
+
+
+def _relocked(device: Device, row: Any) -> Device:
     if row.revoked_at is not None:
         raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
     return dataclasses.replace(
@@ -193,6 +202,14 @@ class DeviceAuthenticator:
         self._check_signature(device, call, now, signed)
         return device
 
+    def verify_row(
+        self, row: sa.Row[Any] | None, call: SignedCall, now: float, signed: SignedHeaders
+    ) -> Device:
+        """:meth:`verify` for a device row the caller read (with :data:`READ_DEVICE`'s columns)."""
+        device = _enrolled(_device(row))
+        self._check_signature(device, call, now, signed)
+        return device
+
     def _check_signature(self, device: Device, call: SignedCall, now: float, signed: SignedHeaders) -> None:
         try:
             verify_request(
@@ -200,6 +217,22 @@ class DeviceAuthenticator:
             )
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
+
+    def relock_and_remember(
+        self, conn: Connection, device: Device, signed: SignedHeaders, now: float
+    ) -> Device:
+        """:func:`relock_device` and :meth:`remember_nonce` in ``conn``'s write transaction: on
+        PostgreSQL one statement (the nonce written by a data-modifying CTE; a replayed nonce
+        fails it with its unique violation, a 401 either way, and the caller rolls back)."""
+        if not is_postgres(conn):
+            locked = relock_device(conn, device)
+            self.remember_nonce(conn, signed, now)
+            return locked
+        params = {"device_id": device.device_id, "nonce": signed.nonce, "expires_at": self._expires(now)}
+        with _replay_refused():
+            row = conn.execute(_NONCE_AND_RELOCK_PG, params).one()
+        self._sweep_now_and_then(conn, now)
+        return _relocked(device, row)
 
     def remember_nonce(self, conn: Connection, signed: SignedHeaders, now: float) -> None:
         """Record the request's nonce in ``conn``'s (write) transaction; Unauthorized when seen."""

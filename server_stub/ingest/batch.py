@@ -20,9 +20,9 @@ Per record (see :mod:`sync.wire.protocol` for the statuses and reasons, and
 
 How a batch is received (:func:`receive`), on one pooled connection:
 
-1. a read-only snapshot (deferred on SQLite: it never waits for a writer): the hashes the server
-   already holds for the batch's seqs, then the device (in this order: on PostgreSQL each
-   statement sees its own snapshot, and a head read before the hashes could be older than them);
+1. a read-only snapshot (deferred on SQLite: it never waits for a writer) in one statement: the
+   device row joined with the hashes the server already holds for the batch's seqs (one
+   statement, so on PostgreSQL too the head it reads is that of the hashes it reads);
 2. with no transaction open: the request signature, and the chain recomputed
    (:func:`sync.wire.canonical.chain_links`, the check the kiosk's side uses too) with every
    record's signature verified **except** those already stored with the same hash (records are
@@ -31,8 +31,8 @@ How a batch is received (:func:`receive`), on one pooled connection:
    statement, in autocommit on PostgreSQL);
 3. one write transaction: the device's head and flags read again and its row locked
    (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) so a resent or concurrent batch of
-   the same device is answered from committed state; the nonce; what the server holds; each
-   record classified; the rows written.
+   the same device is answered from committed state, with the nonce (one statement on
+   PostgreSQL); what the server holds; each record classified; the rows written.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from server_stub.auth import Device, DeviceAuthenticator, SignedCall, relock_device
+from server_stub.auth import Device, DeviceAuthenticator, SignedCall
 from server_stub.db import read_only, single_write
 from server_stub.errors import Unprocessable
 from server_stub.ingest.classify import classify
 from server_stub.ingest.state import Trust
-from server_stub.ingest.store import held_records, load_state, write_batch
+from server_stub.ingest.store import load_state, snapshot, write_batch
 from sync.wire.canonical import ChainLink, chain_links
 from sync.wire.protocol import BatchRequest, BatchResponse, Head, RecordAck, WireRecord
 
@@ -64,11 +64,6 @@ def _links(device: Device, batch: BatchRequest, known: set[str]) -> list[ChainLi
     return chain_links(
         [r.record() for r in recs], [r.sig for r in recs], device.public_key, batch.prev_hash, known
     )
-
-
-def stored_hashes(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> dict[str, str | None]:
-    """Hash -> final token of what the server holds for the seqs of ``recs``."""
-    return {s.hash: s.final_token for s in held_records(conn, device_id, recs[0].seq, recs[-1].seq).values()}
 
 
 def _all_duplicates(
@@ -99,11 +94,9 @@ def receive(
     _check_shape(batch.records)
     signed = auth.admit(call, now)
     with engine.connect() as conn:
-        with read_only(conn):
-            # hashes first: on PostgreSQL each statement sees what was committed when it began,
-            # so the device's head, read after them, is at least as new as the hashes it answers
-            known = stored_hashes(conn, signed.device_id, batch.records)
-            device = auth.verify(conn, call, now, signed)
+        with read_only(conn):  # one statement: the head it reads is that of the hashes it reads
+            row, known = snapshot(conn, signed.device_id, batch.records[0].seq, batch.records[-1].seq)
+        device = auth.verify_row(row, call, now, signed)
         links = _links(device, batch, set(known))  # the expensive part, with no transaction open
         resent = _all_duplicates(device, links, known)
         if resent is not None:  # nothing to decide: only the nonce is written
@@ -111,8 +104,7 @@ def receive(
                 auth.remember_nonce(conn, signed, now)
             return resent
         with conn.begin():
-            locked = relock_device(conn, device)
-            auth.remember_nonce(conn, signed, now)
+            locked = auth.relock_and_remember(conn, device, signed, now)
             return ingest_links(conn, locked, batch, links, int(now * 1000), trust)
 
 

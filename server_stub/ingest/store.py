@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from server_stub.auth import Device
+from server_stub.auth import READ_DEVICE, Device
 from server_stub.db import (
     catalog_versions,
     devices,
@@ -34,18 +34,21 @@ from sync.wire.protocol import RejectReason, WireRecord
 _DEVICE = sa.bindparam("device_id", type_=sa.String)
 _FIRST = sa.bindparam("first", type_=sa.BigInteger)
 _LAST = sa.bindparam("last", type_=sa.BigInteger)
-_STORED = sa.select(records.c.seq, records.c.hash, records.c.final_token).where(
-    records.c.device_id == _DEVICE, records.c.seq.between(_FIRST, _LAST)
-)
-_USED_TOKENS = sa.select(tokens.c.token).where(tokens.c.token.in_(sa.bindparam("tokens", expanding=True)))
-# On PostgreSQL one array parameter: the same statement (prepared by psycopg) for every batch,
-# where IN (...) is rewritten by SQLAlchemy and is a new statement for each number of tokens.
-_USED_TOKENS_PG = sa.select(tokens.c.token).where(
-    tokens.c.token == sa.any_(sa.bindparam("tokens", type_=postgresql.ARRAY(sa.String)))
-)
+# A batch's read-only snapshot in one statement (so one snapshot on PostgreSQL too): the device
+# row with its LSP and, joined, the records held at the batch's seqs: a row per held record, or
+# one row with NULLs for them. One round trip where the hashes and the device were two.
+_HELD = sa.and_(records.c.device_id == devices.c.device_id, records.c.seq.between(_FIRST, _LAST))
+_SNAPSHOT = READ_DEVICE.add_columns(
+    records.c.hash.label("held_hash"), records.c.final_token.label("held_final")
+).outerjoin(records, _HELD)
+# The batch's tokens already used. On PostgreSQL one array parameter: the same statement
+# (prepared by psycopg) for every batch, where IN (...) is rewritten by SQLAlchemy and is a new
+# statement for each number of tokens.
+_TOKENS_USED = tokens.c.token.in_(sa.bindparam("tokens", expanding=True))
+_TOKENS_USED_PG = tokens.c.token == sa.any_(sa.bindparam("tokens", type_=postgresql.ARRAY(sa.String)))
 # What the server holds that a batch touches, read in one statement (each statement costs the
-# worker ~0.1-0.2 ms of client CPU; these were six): rows of (fact, a, b, hash, text).
-STORED, QUARANTINED, GAP, LEASE, CATALOG, LAST_CREATED = range(6)
+# worker ~0.1-0.3 ms of client CPU; these were seven): rows of (fact, a, b, hash, text).
+STORED, QUARANTINED, GAP, LEASE, CATALOG, LAST_CREATED, USED_TOKEN = range(7)
 _NO_INT = sa.cast(sa.null(), sa.BigInteger)
 _NO_TEXT = sa.cast(sa.null(), sa.String)
 _LAST_CREATED_AT = (
@@ -61,42 +64,55 @@ def _fact(n: int) -> sa.ColumnElement[int]:
     return sa.literal_column(str(n), sa.Integer).label("fact")
 
 
-_FACTS = sa.union_all(
-    sa.select(
-        _fact(STORED),
-        records.c.seq.label("a"),
-        _NO_INT.label("b"),
-        records.c.hash,
-        records.c.final_token.label("text"),
-    ).where(records.c.device_id == _DEVICE, records.c.seq.between(_FIRST, _LAST)),
-    sa.select(_fact(QUARANTINED), quarantine.c.seq, _NO_INT, quarantine.c.hash, quarantine.c.reason).where(
-        quarantine.c.device_id == _DEVICE, quarantine.c.seq.between(_FIRST, _LAST)
-    ),
-    sa.select(_fact(GAP), gap_reports.c.seq, _NO_INT, _NO_TEXT, _NO_TEXT).where(
-        gap_reports.c.device_id == _DEVICE, gap_reports.c.seq.between(_FIRST, _LAST)
-    ),
-    sa.select(_fact(LEASE), leases.c.start_serial, leases.c.end_serial, _NO_TEXT, _NO_TEXT).where(
-        leases.c.device_id == _DEVICE
-    ),
-    sa.select(_fact(CATALOG), catalog_versions.c.version, catalog_versions.c.loaded_at, _NO_TEXT, _NO_TEXT),
-    sa.select(_fact(LAST_CREATED), _LAST_CREATED_AT, _NO_INT, _NO_TEXT, _NO_TEXT),
-)
+def _facts(tokens_used: sa.ColumnElement[bool]) -> sa.CompoundSelect[Any]:
+    return sa.union_all(
+        sa.select(
+            _fact(STORED),
+            records.c.seq.label("a"),
+            _NO_INT.label("b"),
+            records.c.hash,
+            records.c.final_token.label("text"),
+        ).where(records.c.device_id == _DEVICE, records.c.seq.between(_FIRST, _LAST)),
+        sa.select(
+            _fact(QUARANTINED), quarantine.c.seq, _NO_INT, quarantine.c.hash, quarantine.c.reason
+        ).where(quarantine.c.device_id == _DEVICE, quarantine.c.seq.between(_FIRST, _LAST)),
+        sa.select(_fact(GAP), gap_reports.c.seq, _NO_INT, _NO_TEXT, _NO_TEXT).where(
+            gap_reports.c.device_id == _DEVICE, gap_reports.c.seq.between(_FIRST, _LAST)
+        ),
+        sa.select(_fact(LEASE), leases.c.start_serial, leases.c.end_serial, _NO_TEXT, _NO_TEXT).where(
+            leases.c.device_id == _DEVICE
+        ),
+        sa.select(
+            _fact(CATALOG), catalog_versions.c.version, catalog_versions.c.loaded_at, _NO_TEXT, _NO_TEXT
+        ),
+        sa.select(_fact(LAST_CREATED), _LAST_CREATED_AT, _NO_INT, _NO_TEXT, _NO_TEXT),
+        sa.select(_fact(USED_TOKEN), _NO_INT, _NO_INT, _NO_TEXT, tokens.c.token).where(tokens_used),
+    )
+
+
+_FACTS = _facts(_TOKENS_USED)
+_FACTS_PG = _facts(_TOKENS_USED_PG)
 
 
 def _span(device_id: str, first: int, last: int) -> dict[str, Any]:
     return {"device_id": device_id, "first": first, "last": last}
 
 
-def held_records(conn: Connection, device_id: str, first: int, last: int) -> dict[int, StoredRecord]:
-    """Seq -> hash and final token of the records the server holds from ``first`` to ``last``."""
-    rows = conn.execute(_STORED, _span(device_id, first, last))
-    return {row.seq: StoredRecord(row.hash, row.final_token) for row in rows}
+def snapshot(conn: Connection, device_id: str, first: int, last: int) -> tuple[Any, dict[str, str | None]]:
+    """The device's row (None when unknown: see ``DeviceAuthenticator.verify_row``) and, hash ->
+    final token, the records the server holds from seq ``first`` to ``last``."""
+    rows = conn.execute(_SNAPSHOT, _span(device_id, first, last)).all()
+    held = {row.held_hash: row.held_final for row in rows if row.held_hash is not None}
+    return (rows[0] if rows else None), held
 
 
-def _span_facts(conn: Connection, device_id: str, first: int, last: int) -> list[list[Any]]:
-    """The rows of :data:`_FACTS`, by fact."""
-    by_fact: list[list[Any]] = [[] for _ in range(LAST_CREATED + 1)]
-    for row in conn.execute(_FACTS, _span(device_id, first, last)):
+def _span_facts(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> list[list[Any]]:
+    """The rows of :data:`_FACTS` for the batch ``recs``, by fact."""
+    query = _FACTS_PG if is_postgres(conn) else _FACTS
+    params = _span(device_id, recs[0].seq, recs[-1].seq)
+    params["tokens"] = sorted({r.token for r in recs if r.token})
+    by_fact: list[list[Any]] = [[] for _ in range(USED_TOKEN + 1)]
+    for row in conn.execute(query, params):
         by_fact[row.fact].append(row)
     return by_fact
 
@@ -109,14 +125,6 @@ def _quarantined(rows: list[Any]) -> tuple[set[tuple[int, str]], dict[tuple[int,
         if row.text != "fork":
             passed_over[(row.a, row.hash)] = cast(RejectReason, row.text)
     return held, passed_over
-
-
-def _used_tokens(conn: Connection, recs: Sequence[WireRecord]) -> set[str]:
-    batch_tokens = {r.token for r in recs if r.token}
-    if not batch_tokens:
-        return set()
-    query = _USED_TOKENS_PG if is_postgres(conn) else _USED_TOKENS
-    return {row.token for row in conn.execute(query, {"tokens": sorted(batch_tokens)})}
 
 
 def _void_targets(
@@ -176,8 +184,8 @@ def load_state(
     conn: Connection, device: Device, recs: Sequence[WireRecord], now_ms: int, trust: Trust | None = None
 ) -> BatchState:
     """What the server holds that the batch ``recs`` (consecutive seqs) touches."""
-    did, first, last = device.device_id, recs[0].seq, recs[-1].seq
-    facts = _span_facts(conn, did, first, last)
+    did = device.device_id
+    facts = _span_facts(conn, did, recs)
     held, passed_over = _quarantined(facts[QUARANTINED])
     lease_rows = sorted((r.a, r.b) for r in facts[LEASE])
     voided, sales = _void_targets(conn, did, recs)
@@ -190,7 +198,7 @@ def load_state(
         stored={r.a: StoredRecord(r.hash, r.text) for r in facts[STORED]},
         quarantined=held,
         passed_over=passed_over,
-        used_tokens=_used_tokens(conn, recs),
+        used_tokens={r.text for r in facts[USED_TOKEN]},
         lease_starts=[start for start, _end in lease_rows],
         lease_ends=[end for _start, end in lease_rows],
         voided=voided,
@@ -234,12 +242,13 @@ def write_batch(conn: Connection, state: BatchState) -> None:
     if flag:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
     used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
-    if used:  # the lease cap's count of used serials (server_stub.leases)
-        changes.update(tokens_used=devices.c.tokens_used + used)
     if "head_seq" in changes and not flag:  # the usual batch: the statement built once
         conn.execute(
             _MOVE_HEAD,
             {"device": device.device_id, "seq": state.head_seq, "hash": state.head_hash, "used": used},
         )
-    elif changes:
+        return
+    if used:  # the lease cap's count of used serials (server_stub.leases); an expression built here
+        changes.update(tokens_used=devices.c.tokens_used + used)
+    if changes:
         conn.execute(devices.update().where(devices.c.device_id == device.device_id).values(**changes))

@@ -24,6 +24,7 @@ from server_stub.routes.deps import (
     StateDep,
     error_doc,
 )
+from server_stub.routes.onepass import one_pass_route
 from sync.wire.directory import DirectoryPage
 from sync.wire.protocol import (
     BatchRequest,
@@ -55,19 +56,24 @@ def post_enroll(req: EnrollRequest, st: StateDep) -> EnrollResponse:
     return enroll.attempt(st.engine, st.counter, req, st.keys, st.config, st.clock())
 
 
-@router.post(
-    "/v1/batches",
-    response_model=BatchResponse,
-    response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
-    responses=DEVICE,
-    openapi_extra=SIGNED,
-)
 def post_batches(req: BatchRequest, call: SignedCallDep, st: StateDep, m: MetricsDep) -> Response:
     with Timer() as t:
         answer = receive(st.engine, st.auth, call, req, st.clock(), Trust.of(st.config))
     m.acks(answer.acks, t.seconds)
     # Serialised once here: returned as a model, FastAPI would validate the 500 acks again.
     return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+router.add_api_route(
+    "/v1/batches",
+    post_batches,
+    methods=["POST"],
+    response_model=BatchResponse,
+    response_model_exclude_none=True,  # no "reason": null, "final_token": null per record
+    responses=DEVICE,
+    openapi_extra=SIGNED,
+    route_class_override=one_pass_route(BatchRequest),  # the body parsed and validated in one pass
+)
 
 
 @router.post(

@@ -24,6 +24,23 @@ def test_replayed_request_is_refused(server: Harness) -> None:
     assert again.json()["error"] == "replayed_nonce"
 
 
+def test_a_replayed_nonce_on_a_batch_of_new_records_stores_nothing(server: Harness) -> None:
+    """The nonce is written in the batch's write transaction (with the relock, one statement on
+    PostgreSQL): a nonce seen before fails it, and the records it carried are not kept."""
+    fake = server.enrolled()
+    recs = fake.make_records(4)
+    nonce = "cd" * 16
+    assert fake.push(recs[:2], nonce=nonce).status_code == 200
+    again = fake.push(recs[2:], nonce=nonce)
+    assert again.status_code == 401 and again.json()["error"] == "replayed_nonce"
+    mine = {"d": fake.device_id}
+    with server.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT seq FROM records WHERE device_id = :d ORDER BY seq"), mine)
+        head = conn.execute(sa.text("SELECT head_seq FROM devices WHERE device_id = :d"), mine).scalar()
+        assert list(stored.scalars()) == [1, 2] and head == 2
+    assert fake.push(recs[2:]).status_code == 200  # a fresh nonce: taken in
+
+
 def test_stale_and_future_timestamps_are_refused(server: Harness) -> None:
     fake = server.enrolled()
     for skew in (-301, 301):

@@ -80,6 +80,25 @@ def test_zstd_body(small: Harness) -> None:
     )
 
 
+@pytest.mark.skipif("zstd" not in supported_encodings(), reason="zstandard is not installed")
+def test_zstd_bombs_broken_frames_and_frames_of_undeclared_size(small: Harness) -> None:
+    """A frame that declares its size is taken in one pass, one that does not in two: either way
+    a bomb is a 413, a truncated frame, trailing bytes or a second frame a 400."""
+    import zstandard
+
+    fake = small.enrolled()
+    zstd = {"Content-Encoding": "zstd"}
+    inflated = b"[" + b"0," * (20 * 1024 * 1024) + b"0]"
+    for sized in (True, False):
+        bomb = zstandard.ZstdCompressor(write_content_size=sized).compress(inflated)
+        assert len(bomb) < LIMIT
+        _error(fake.call("POST", "/v1/batches", raw=bomb, headers=zstd), 413, "body_too_large")
+        good = zstandard.ZstdCompressor(write_content_size=sized).compress(b'{"head_seq":0}')
+        for raw in (good[:-3], good + b"xx", good + good):
+            _error(fake.call("POST", "/v1/heartbeat", raw=raw, headers=zstd), 400, "bad_encoding")
+        assert fake.call("POST", "/v1/heartbeat", raw=good, headers=zstd).status_code == 200
+
+
 @pytest.mark.parametrize(
     "raw",
     [
