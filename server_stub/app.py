@@ -21,7 +21,8 @@ from server_stub.auth import DeviceAuthenticator
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.console import ROUTERS as CONSOLE_ROUTERS
-from server_stub.db import make_engine
+from server_stub.db import is_postgres, make_engine
+from server_stub.fastlease import LeaseFastPath
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
 from server_stub.routes import ROUTERS, AppState, handlers
@@ -63,9 +64,11 @@ def create_app(
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
     # costs as much as the request unless it is compressed too.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
+    if is_postgres(engine):  # the usual lease request answered in the event loop, in one statement
+        app.add_middleware(LeaseFastPath, state=app.state.kiosk, metrics=app.state.metrics)
     # Outermost: a request beyond what the worker can take is answered before anything else runs.
     app.add_middleware(Admission, gate=Gate(config.max_in_flight, config.queue_wait_s))
-    app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

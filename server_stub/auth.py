@@ -58,6 +58,12 @@ class SignedCall:
     method: str
     path: str
     digest_hex: str
+    # Set when the lease fast path (server_stub/fastlease.py) admitted the request before handing
+    # it to the full path: its rate limits are taken once, not twice.
+    admitted: SignedHeaders | None = None
+
+
+ADMITTED_KEY = "kiosk.admitted"  # scope key: the SignedHeaders of a request admitted already
 
 
 # Built once: every signed request runs these, and building a statement costs more CPU than
@@ -156,6 +162,8 @@ class DeviceAuthenticator:
     def admit(self, call: SignedCall, now: float) -> SignedHeaders:
         """The signing headers parsed and the rate limits taken, before any transaction opens
         (the limits may live in Redis: no network call inside a transaction)."""
+        if call.admitted is not None:
+            return call.admitted
         try:
             signed = parse_signed_headers(call.headers)
         except SignatureError as exc:
