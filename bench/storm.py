@@ -248,9 +248,11 @@ def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> d
     and client, in the same run)."""
     fleet = server.new_kiosks(devices, 0)
     settle(server)
-    cpu0 = server.cpu_s()
-    got = lease_client.lease_storm(server.url, fleet, rounds)
-    cpu = server.cpu_s() - cpu0
+    cpu0, client0 = server.cpu_s(), _client_cpu_s()
+    with server.pg_backends() as pg:
+        got = lease_client.lease_storm(server.url, fleet, rounds)
+    cpu, client_cpu = server.cpu_s() - cpu0, _client_cpu_s() - client0
+    pg_cpu = pg.seconds if pg is not None else None
     enrolled = [(le["start_serial"], le["end_serial"]) for k in fleet for le in k.leases]
     checks = leases_overlapping(server.engine, got.leases + enrolled)
     ceiling = _bare_lease_storm(fleet, rounds, workers)
@@ -266,6 +268,8 @@ def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> d
         "status": {str(k): v for k, v in sorted(got.status.items())},
         "failed": got.failed,
         "server_cpu_ms_per_grant": round(cpu / len(got.leases) * 1000, 2) if got.leases else None,
+        "pg_cpu_ms_per_grant": round(pg_cpu / len(got.leases) * 1000, 2) if got.leases and pg_cpu else None,
+        "client_cpu_ms_per_grant": round(client_cpu / len(got.leases) * 1000, 2) if got.leases else None,
         **checks,
         "disjoint": not checks["granted_overlaps"] and not checks["stored_overlaps"],
         "bare": ceiling,
@@ -436,7 +440,9 @@ def report(result: dict[str, Any]) -> None:
             print(
                 f"  lease storm: {ls['devices']} devices x {ls['rounds']}: {ls['grants_per_s']} grants/s"
                 f" ({ls['grants']} in {ls['wall_s']} s), p50/p99 {ls['p50_ms']}/{ls['p99_ms']} ms,"
-                f" {ls['server_cpu_ms_per_grant']} ms server CPU/grant, statuses {ls['status']},"
+                f" {ls['server_cpu_ms_per_grant']} ms server CPU/grant (PostgreSQL backends"
+                f" {ls['pg_cpu_ms_per_grant']}, this client {ls['client_cpu_ms_per_grant']}),"
+                f" statuses {ls['status']},"
                 f" {'disjoint' if ls['disjoint'] else 'OVERLAPPING'}"
             )
             b = ls["bare"]

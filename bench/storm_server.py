@@ -128,7 +128,9 @@ class PgBackendCpu:
             self._sample(conn, baseline=True)
             self._started.set()
             while not self._stop.wait(0.2):
+                conn.rollback()  # a new transaction sees backends connected since (a fresh stats snapshot)
                 self._sample(conn, baseline=False)
+            conn.rollback()
             self._sample(conn, baseline=False)
 
     def __enter__(self) -> PgBackendCpu:
