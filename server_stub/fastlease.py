@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +65,8 @@ from sync.wire.canonical import load_public_key_b64
 from sync.wire.protocol import Lease, LeaseRequest, LeaseResponse
 from sync.wire.redact import redact
 from sync.wire.signing import SignatureError, SignedHeaders, sign_lease, verify_request
+
+log = logging.getLogger(__name__)
 
 PATH = "/v1/leases"
 _KEYS_KEPT = 100_000  # public keys cached per worker (a state's fleet), then the cache starts again
@@ -173,7 +176,8 @@ class LeaseFastPath:
     async def _grant(self, call: SignedCall, signed: SignedHeaders, req: LeaseRequest) -> list[Lease]:
         try:
             conn = await self.pool.get()
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            log.warning("lease fast path: no database connection (%s)", type(exc).__name__)
             raise Unavailable("the database is unavailable; try again") from None
         try:
             key = self._keys.get(signed.device_id) or await self._read_key(conn, signed.device_id)
@@ -187,7 +191,8 @@ class LeaseFastPath:
             raise Unauthorized(
                 "this request was already received (replayed nonce)", code="replayed_nonce"
             ) from None
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            log.warning("lease fast path: database error %s", type(exc).__name__)
             if conn.broken:  # the connection is gone, and whether the statement ran is unknown
                 raise Unavailable("the database is unavailable; try again") from None
             raise Unavailable("the database refused the request; try again") from None

@@ -162,3 +162,26 @@ def test_a_body_the_fast_path_does_not_take_gets_the_full_paths_answer(server: H
     assert gzipped.status_code == 200 and len(gzipped.json()["leases"]) == 2
     not_json = fake.call("POST", "/v1/leases", raw=b"count=1", headers={"Content-Type": "text/plain"})
     assert not_json.status_code == 415
+
+
+def test_a_lost_database_connection_is_a_503_and_the_next_ask_gets_a_new_one(
+    server: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = server.enrolled()
+    pids: list[int] = []  # the backend of each statement the fast path sends
+    execute = psycopg.AsyncConnection.execute
+
+    async def noting(self: psycopg.AsyncConnection[Any], query: Any, *a: Any, **kw: Any) -> Any:
+        pids.append(self.info.backend_pid)
+        return await execute(self, query, *a, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", noting)
+    assert _ask(fake, {"count": 1}).status_code == 200 and len(set(pids)) == 1
+    killed = pids[-1]
+    with server.engine.connect() as conn:
+        conn.execute(sa.select(sa.func.pg_terminate_backend(killed)))
+    lost = _ask(fake, {"count": 1})
+    assert lost.status_code == 503 and lost.json()["error"] == "unavailable"
+    assert lost.headers["Retry-After"] == "5" and pids[-1] == killed
+    again = _ask(fake, {"count": 1})
+    assert again.status_code == 200 and pids[-1] != killed
