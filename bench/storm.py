@@ -256,6 +256,7 @@ def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> d
     enrolled = [(le["start_serial"], le["end_serial"]) for k in fleet for le in k.leases]
     checks = leases_overlapping(server.engine, got.leases + enrolled)
     ceiling = _bare_lease_storm(fleet, rounds, workers)
+    ours = _bare_lease_storm(fleet, rounds, workers, "bench.bare_server:ours")
     per_s = round(len(got.leases) / got.wall_s, 1) if got.wall_s else 0.0
     return {
         "devices": devices,
@@ -273,13 +274,18 @@ def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> d
         **checks,
         "disjoint": not checks["granted_overlaps"] and not checks["stored_overlaps"],
         "bare": ceiling,
+        "ours_do_nothing": ours,
         "over_bare": round(per_s / ceiling["answers_per_s"], 3) if ceiling["answers_per_s"] else None,
     }
 
 
-def _bare_lease_storm(fleet: list[Any], rounds: int, workers: int) -> dict[str, Any]:
-    """The same lease storm against bench/bare_server.py: answers/s and its CPU per answer."""
-    with bare(workers) as (url, pid):
+def _bare_lease_storm(
+    fleet: list[Any], rounds: int, workers: int, app: str = "bench.bare_server:app"
+) -> dict[str, Any]:
+    """The same lease storm against bench/bare_server.py (``app``): answers/s and its CPU per answer.
+    A short storm first, so admission in the server's own app has measured its rate."""
+    with bare(workers, app) as (url, pid):
+        lease_client.lease_storm(url, fleet[:40], 2)
         cpu0 = tree_cpu(pid)[0]
         got = lease_client.lease_storm(url, fleet, rounds)
         cpu = tree_cpu(pid)[0] - cpu0
@@ -288,6 +294,7 @@ def _bare_lease_storm(fleet: list[Any], rounds: int, workers: int) -> dict[str, 
         "answers_per_s": round(n / got.wall_s, 1) if got.wall_s else 0.0,
         "p99_ms": _ms(_pct(got.latencies, 0.99)),
         "server_cpu_ms_per_answer": round(cpu / n * 1000, 2) if n else None,
+        "status": {str(k): v for k, v in sorted(got.status.items())},
     }
 
 
@@ -450,6 +457,12 @@ def report(result: dict[str, Any]) -> None:
                 f"    the same client against a do-nothing endpoint (bench/bare_server.py, same workers):"
                 f" {b['answers_per_s']}/s, p99 {b['p99_ms']} ms, {b['server_cpu_ms_per_answer']} ms server"
                 f" CPU/answer; grants/s over it {ls['over_bare']}"
+            )
+            o = ls["ours_do_nothing"]
+            print(
+                f"    ... and against that do-nothing route inside this server's app (its middleware):"
+                f" {o['answers_per_s']}/s, p99 {o['p99_ms']} ms, {o['server_cpu_ms_per_answer']} ms server"
+                f" CPU/answer, statuses {o['status']}"
             )
         if rs := one.get("resend"):
             print(
