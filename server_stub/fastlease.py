@@ -47,9 +47,9 @@ from sqlalchemy.engine import Engine
 from starlette.datastructures import Headers
 
 from server_stub.admission import LIGHT_BODY_BYTES
-from server_stub.auth import ADMITTED_KEY, SignedCall
+from server_stub.auth import ADMITTED_KEY, SignedCall, device_revoked, replayed_nonce, unknown_device
 from server_stub.bodies import ASGIApp, Message, Receive, Scope, Send
-from server_stub.errors import RateLimited, ServerError, Unauthorized, Unavailable
+from server_stub.errors import RateLimited, ServerError, Unavailable
 from server_stub.leases import (
     DEVICE_KEY_PG,
     FAST_GRANT_PG,
@@ -64,7 +64,7 @@ from server_stub.shared import MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
 from sync.wire.protocol import Lease, LeaseRequest, LeaseResponse
 from sync.wire.redact import redact
-from sync.wire.signing import SignatureError, SignedHeaders, sign_lease, verify_request
+from sync.wire.signing import SignedHeaders, sign_lease
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,14 @@ class LeaseFastPath:
             raise Unavailable("the database is unavailable; try again") from None
         try:
             key = self._keys.get(signed.device_id) or await self._read_key(conn, signed.device_id)
-            self._verify(key, call, signed)
+            self.state.auth.check_signature(key, call, self.state.clock(), signed)
             return await self._write(conn, signed, req)
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
             raise _FullPath from None  # a concurrent change of the device row: nothing written
         except pg_errors.UniqueViolation as exc:
             if exc.diag.table_name != "nonces":
                 raise Unavailable("the database refused the request; try again") from None
-            raise Unauthorized(
-                "this request was already received (replayed nonce)", code="replayed_nonce"
-            ) from None
+            raise replayed_nonce() from None
         except psycopg.Error as exc:
             log.warning("lease fast path: database error %s", type(exc).__name__)
             if conn.broken:  # the connection is gone, and whether the statement ran is unknown
@@ -203,22 +201,13 @@ class LeaseFastPath:
         cur = await conn.execute(DEVICE_KEY_PG, {"device_id": device_id}, prepare=True)
         row = await cur.fetchone()
         if row is None:
-            raise Unauthorized("this device is not enrolled", code="unknown_device")
+            raise unknown_device()
         if row[1] is not None:
-            raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+            raise device_revoked()
         if len(self._keys) >= _KEYS_KEPT:
             self._keys.clear()
         key = self._keys[device_id] = load_public_key_b64(row[0])
         return key
-
-    def _verify(self, key: Ed25519PublicKey, call: SignedCall, signed: SignedHeaders) -> None:
-        st = self.state
-        try:
-            verify_request(
-                key, signed, call.method, call.path, call.digest_hex, st.clock(), st.config.max_skew_s
-            )
-        except SignatureError as exc:
-            raise Unauthorized(exc.message, code=exc.code) from None
 
     async def _write(
         self, conn: psycopg.AsyncConnection[Any], signed: SignedHeaders, req: LeaseRequest
@@ -237,7 +226,7 @@ class LeaseFastPath:
             "cap_min": cfg.lease_cap_min,
             "request_id": req.request_id,
             "nonce": signed.nonce,
-            "expires_at": int(now) + 2 * cfg.max_skew_s + 1,  # as DeviceAuthenticator keeps them
+            "expires_at": self.state.auth.nonce_expires(now),
             "starts": starts,
             "sigs": sigs,
             "block_size": cfg.block_size,
@@ -245,19 +234,28 @@ class LeaseFastPath:
         }
         row = await (await conn.execute(FAST_GRANT_PG, params, prepare=True)).fetchone()
         if row is None:
-            raise Unauthorized("this device is not enrolled", code="unknown_device")
+            raise unknown_device()
         granted, revoked_at = row
         if revoked_at is not None:
-            raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+            raise device_revoked()
         if not granted:
             raise _FullPath
         self._granted += 1
         if self._granted % _NONCE_SWEEP_EVERY == 0:
-            await conn.execute(SWEEP_NONCES_PG, {"now": int(now)}, prepare=True)
+            await _sweep_nonces(conn, int(now))
         return [
             Lease(lease_id=s, start_serial=s, end_serial=s + cfg.block_size, sig=g)
             for s, g in zip(starts, sigs, strict=True)
         ]
+
+
+async def _sweep_nonces(conn: psycopg.AsyncConnection[Any], now: int) -> None:
+    """The expired nonces deleted (as DeviceAuthenticator does every so many of its own). After a
+    grant has been written: a failure here is logged, never the grant's answer."""
+    try:
+        await conn.execute(SWEEP_NONCES_PG, {"now": now}, prepare=True)
+    except psycopg.Error as exc:
+        log.warning("lease fast path: nonce sweep failed (%s)", type(exc).__name__)
 
 
 def _small_plain_json_post(scope: Scope) -> bool:

@@ -185,3 +185,18 @@ def test_a_lost_database_connection_is_a_503_and_the_next_ask_gets_a_new_one(
     assert lost.headers["Retry-After"] == "5" and pids[-1] == killed
     again = _ask(fake, {"count": 1})
     assert again.status_code == 200 and pids[-1] != killed
+
+
+def test_every_256th_grant_sweeps_the_expired_nonces(start_server: Callable[..., Harness]) -> None:
+    h = start_server(rate_per_s=0, lease_cap_min=10**7, lease_cap_max=10**7)
+    fake = h.enrolled()
+    with h.engine.begin() as conn:
+        conn.execute(nonces.insert().values(device_id=fake.device_id, nonce="ee" * 16, expires_at=1))
+    for i in range(256):
+        with h.engine.connect() as conn:
+            held = conn.execute(sa.select(nonces.c.nonce).where(nonces.c.expires_at == 1)).all()
+        assert held, f"swept after {i} grants"
+        assert _ask(fake, {"count": 1}).status_code == 200
+    with h.engine.connect() as conn:
+        left = conn.execute(sa.select(nonces.c.expires_at).where(nonces.c.device_id == fake.device_id)).all()
+    assert len(left) == 256 and all(r.expires_at > 1 for r in left)
