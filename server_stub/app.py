@@ -61,12 +61,12 @@ def create_app(
     document_signing(app)
     app.add_middleware(RouteProbe)  # innermost: tells MetricsMiddleware which route answered
     app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
-    # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
-    # costs as much as the request unless it is compressed too.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
     if is_postgres(engine):  # the usual lease request answered in the event loop, in one statement
         app.add_middleware(LeaseFastPath, state=app.state.kiosk, metrics=app.state.metrics)
+    # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
+    # costs as much as the request unless it is compressed too.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     # Outermost: a request beyond what the worker can take is answered before anything else runs.
     app.add_middleware(Admission, gate=Gate(config.max_in_flight, config.queue_wait_s))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

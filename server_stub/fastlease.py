@@ -1,11 +1,11 @@
 """``POST /v1/leases`` on PostgreSQL in the event loop: one verify, one statement, no framework.
 
 Why: a lease grant through FastAPI cost ~2.5 ms of the worker's CPU, about 4x a do-nothing
-request; a py-spy profile of a lease storm put ~15% of it in the hop to the thread pool, ~10% in
-SQLAlchemy around psycopg, ~10% in FastAPI's routing and dependencies, and the rest in the
-middleware stack and three round trips (BEGIN + two statements + COMMIT). This ASGI middleware
-answers the usual request itself, from the event loop, on an autocommit ``psycopg``
-``AsyncConnection``:
+request; a py-spy profile of a lease storm put ~22% of it in the hop to the thread pool, ~17% in
+FastAPI's routing and dependencies, ~13% in SQLAlchemy around psycopg, and much of the rest in
+four round trips (BEGIN, two statements, COMMIT). This ASGI middleware (inside metrics, admission
+and compression, which treat its answers like any other; in front of the body guard) answers the
+usual request itself, from the event loop, on an autocommit ``psycopg`` ``AsyncConnection``:
 
 1. the signing headers parsed and the rate limits taken (:meth:`DeviceAuthenticator.admit`, as
    on the full path; a limiter in Redis is asked from a thread: no network call in the loop);

@@ -200,3 +200,12 @@ def test_every_256th_grant_sweeps_the_expired_nonces(start_server: Callable[...,
     with h.engine.connect() as conn:
         left = conn.execute(sa.select(nonces.c.expires_at).where(nonces.c.device_id == fake.device_id)).all()
     assert len(left) == 256 and all(r.expires_at > 1 for r in left)
+
+
+def test_a_big_answer_is_compressed_as_on_the_full_path(server: Harness) -> None:
+    fake = server.enrolled()
+    resp = _ask(fake, {"count": 16}, headers={"Accept-Encoding": "gzip"})  # ~2.5 KB of JSON
+    assert resp.status_code == 200 and len(resp.json()["leases"]) == 16
+    assert resp.headers["Content-Encoding"] == "gzip"
+    small = _ask(fake, {"count": 1}, headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 200 and "Content-Encoding" not in small.headers
