@@ -100,6 +100,12 @@ class AsyncPool:
             return
         self._idle.append(conn)
 
+    async def close(self) -> None:
+        """The idle connections closed (at shutdown, when no request runs)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
 
 class _Ranges:
     """This worker's current range of the sequence, [next, end). One event loop, and no ``await``
@@ -124,9 +130,8 @@ class _Ranges:
 class LeaseFastPath:
     """ASGI middleware in front of the full stack (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, state: AppState, metrics: Metrics) -> None:
-        self.app, self.state, self.metrics = app, state, metrics
-        self.pool = AsyncPool(state.engine)
+    def __init__(self, app: ASGIApp, state: AppState, metrics: Metrics, pool: AsyncPool) -> None:
+        self.app, self.state, self.metrics, self.pool = app, state, metrics, pool
         self.ranges = _Ranges()
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._granted = 0

@@ -6,6 +6,7 @@ cap, a request id granted before, and bad bodies are answered by the full path).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +18,10 @@ import requests
 import sqlalchemy as sa
 
 from server_stub import admin
-from server_stub.db import devices, leases, nonces
-from tests.server_stub.conftest import PG_SKIP, Harness, _db_url
+from server_stub.app import create_app
+from server_stub.config import ServerConfig
+from server_stub.db import devices, leases, make_engine, nonces
+from tests.server_stub.conftest import PG_SKIP, Clock, Harness, ThreadServer, _db_url
 from tests.server_stub.kiosk_fake import FakeKiosk
 from tests.server_stub.test_leases import _counts_records, _statements
 
@@ -209,3 +212,35 @@ def test_a_big_answer_is_compressed_as_on_the_full_path(server: Harness) -> None
     assert resp.headers["Content-Encoding"] == "gzip"
     small = _ask(fake, {"count": 1}, headers={"Accept-Encoding": "gzip"})
     assert small.status_code == 200 and "Content-Encoding" not in small.headers
+
+
+def test_the_lifespan_closes_the_fast_paths_connections(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = ServerConfig(db=db_url, keys_dir=str(tmp_path / "keys"), rate_per_s=0)
+    engine = make_engine(db_url)
+    admin.init_server(engine, int(time.time() * 1000), config.keys_path())
+    pids: set[int] = set()
+    execute = psycopg.AsyncConnection.execute
+
+    async def noting(self: psycopg.AsyncConnection[Any], query: Any, *a: Any, **kw: Any) -> Any:
+        pids.add(self.info.backend_pid)
+        return await execute(self, query, *a, **kw)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", noting)
+    live = sa.select(sa.func.count()).where(sa.column("pid").in_(sa.bindparam("pids", expanding=True)))
+    live = live.select_from(sa.table("pg_stat_activity", sa.column("pid")))
+    try:
+        with ThreadServer(create_app(config, engine=engine), lifespan="on") as ts:
+            h = Harness(ts.url, db_url, engine, config, Clock())
+            assert _ask(h.enrolled(), {"count": 1}).status_code == 200
+            with engine.connect() as conn:
+                assert pids and conn.execute(live, {"pids": list(pids)}).scalar_one() == len(pids)
+        deadline = time.monotonic() + 10
+        with engine.connect() as conn:
+            while conn.execute(live, {"pids": list(pids)}).scalar_one() and time.monotonic() < deadline:
+                conn.rollback()  # a fresh pg_stat_activity snapshot
+                time.sleep(0.05)  # polling with a deadline
+            assert conn.execute(live, {"pids": list(pids)}).scalar_one() == 0
+    finally:
+        engine.dispose()
