@@ -242,21 +242,28 @@ def _db_kind(db: str) -> str:
     return "sqlite" if pg_base_url(db) is None else "postgresql"
 
 
-def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> dict[str, Any]:
+def lease_storm_on(
+    server: Server, devices: int, rounds: int, workers: int, warm_up: int = 0
+) -> dict[str, Any]:
     """``devices`` enrolled devices each ask ``rounds`` times for one block, all at once; then the
     same client against the do-nothing server with as many workers (the ceiling of this machine
-    and client, in the same run)."""
+    and client, in the same run). ``warm_up`` of them ask once first, unmeasured."""
     fleet = server.new_kiosks(devices, 0)
+    warm = lease_client.lease_storm(server.url, fleet[:warm_up], 1).leases if warm_up else []
     settle(server)
-    cpu0 = server.cpu_s()
-    got = lease_client.lease_storm(server.url, fleet, rounds)
-    cpu = server.cpu_s() - cpu0
+    cpu0, client0 = server.cpu_s(), _client_cpu_s()
+    with server.pg_backends() as pg:
+        got = lease_client.lease_storm(server.url, fleet, rounds)
+    cpu, client_cpu = server.cpu_s() - cpu0, _client_cpu_s() - client0
+    pg_cpu = pg.seconds if pg is not None else None
     enrolled = [(le["start_serial"], le["end_serial"]) for k in fleet for le in k.leases]
-    checks = leases_overlapping(server.engine, got.leases + enrolled)
+    checks = leases_overlapping(server.engine, got.leases + enrolled + warm)
     ceiling = _bare_lease_storm(fleet, rounds, workers)
+    ours = _bare_lease_storm(fleet, rounds, workers, "bench.bare_server:ours")
     per_s = round(len(got.leases) / got.wall_s, 1) if got.wall_s else 0.0
     return {
         "devices": devices,
+        "warm_up": warm_up,
         "rounds": rounds,
         "grants": len(got.leases),
         "wall_s": round(got.wall_s, 2),
@@ -266,16 +273,23 @@ def lease_storm_on(server: Server, devices: int, rounds: int, workers: int) -> d
         "status": {str(k): v for k, v in sorted(got.status.items())},
         "failed": got.failed,
         "server_cpu_ms_per_grant": round(cpu / len(got.leases) * 1000, 2) if got.leases else None,
+        "pg_cpu_ms_per_grant": round(pg_cpu / len(got.leases) * 1000, 2) if got.leases and pg_cpu else None,
+        "client_cpu_ms_per_grant": round(client_cpu / len(got.leases) * 1000, 2) if got.leases else None,
         **checks,
         "disjoint": not checks["granted_overlaps"] and not checks["stored_overlaps"],
         "bare": ceiling,
+        "ours_do_nothing": ours,
         "over_bare": round(per_s / ceiling["answers_per_s"], 3) if ceiling["answers_per_s"] else None,
     }
 
 
-def _bare_lease_storm(fleet: list[Any], rounds: int, workers: int) -> dict[str, Any]:
-    """The same lease storm against bench/bare_server.py: answers/s and its CPU per answer."""
-    with bare(workers) as (url, pid):
+def _bare_lease_storm(
+    fleet: list[Any], rounds: int, workers: int, app: str = "bench.bare_server:app"
+) -> dict[str, Any]:
+    """The same lease storm against bench/bare_server.py (``app``): answers/s and its CPU per answer.
+    A short storm first, so admission in the server's own app has measured its rate."""
+    with bare(workers, app) as (url, pid):
+        lease_client.lease_storm(url, fleet[:40], 2)
         cpu0 = tree_cpu(pid)[0]
         got = lease_client.lease_storm(url, fleet, rounds)
         cpu = tree_cpu(pid)[0] - cpu0
@@ -284,6 +298,7 @@ def _bare_lease_storm(fleet: list[Any], rounds: int, workers: int) -> dict[str, 
         "answers_per_s": round(n / got.wall_s, 1) if got.wall_s else 0.0,
         "p99_ms": _ms(_pct(got.latencies, 0.99)),
         "server_cpu_ms_per_answer": round(cpu / n * 1000, 2) if n else None,
+        "status": {str(k): v for k, v in sorted(got.status.items())},
     }
 
 
@@ -321,6 +336,7 @@ class Plan:
     storm: bool = True
     lease_devices: int = 0  # 0: no lease storm
     lease_rounds: int = 5
+    lease_warm_up: int = 0  # devices that ask once before the lease storm is measured
     resend_kiosks: int = 0  # 0: no resend figure
     options: Options = Options()
 
@@ -338,7 +354,9 @@ def run(plan: Plan) -> dict[str, Any]:
                 for c in plan.concurrency:
                     one["storms"].append(storm_on(server, plan.kiosks, plan.records, c, plan.options))
             if plan.lease_devices:
-                one["lease_storm"] = lease_storm_on(server, plan.lease_devices, plan.lease_rounds, workers)
+                one["lease_storm"] = lease_storm_on(
+                    server, plan.lease_devices, plan.lease_rounds, workers, plan.lease_warm_up
+                )
             if plan.resend_kiosks:
                 one["resend"] = resend_on(server, plan.resend_kiosks, plan.records, plan.options)
             one["enroll_shed_total"] = server.enroll_shed  # warm-up and every phase
@@ -436,7 +454,9 @@ def report(result: dict[str, Any]) -> None:
             print(
                 f"  lease storm: {ls['devices']} devices x {ls['rounds']}: {ls['grants_per_s']} grants/s"
                 f" ({ls['grants']} in {ls['wall_s']} s), p50/p99 {ls['p50_ms']}/{ls['p99_ms']} ms,"
-                f" {ls['server_cpu_ms_per_grant']} ms server CPU/grant, statuses {ls['status']},"
+                f" {ls['server_cpu_ms_per_grant']} ms server CPU/grant (PostgreSQL backends"
+                f" {ls['pg_cpu_ms_per_grant']}, this client {ls['client_cpu_ms_per_grant']}),"
+                f" statuses {ls['status']},"
                 f" {'disjoint' if ls['disjoint'] else 'OVERLAPPING'}"
             )
             b = ls["bare"]
@@ -444,6 +464,12 @@ def report(result: dict[str, Any]) -> None:
                 f"    the same client against a do-nothing endpoint (bench/bare_server.py, same workers):"
                 f" {b['answers_per_s']}/s, p99 {b['p99_ms']} ms, {b['server_cpu_ms_per_answer']} ms server"
                 f" CPU/answer; grants/s over it {ls['over_bare']}"
+            )
+            o = ls["ours_do_nothing"]
+            print(
+                f"    ... and against that do-nothing route inside this server's app (its middleware):"
+                f" {o['answers_per_s']}/s, p99 {o['p99_ms']} ms, {o['server_cpu_ms_per_answer']} ms server"
+                f" CPU/answer, statuses {o['status']}"
             )
         if rs := one.get("resend"):
             print(
@@ -483,6 +509,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--lease-storm", action="store_true")
     ap.add_argument("--lease-devices", type=int, default=200)
     ap.add_argument("--lease-rounds", type=int, default=5)
+    ap.add_argument(
+        "--lease-warm-up",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N of the devices ask once, unmeasured, before the lease storm (admission then has"
+        " measured lease requests, not only the enrollments before them)",
+    )
     ap.add_argument("--resend", action="store_true")
     ap.add_argument("--resend-kiosks", type=int, default=50)
     ap.add_argument("--json", action="store_true")
@@ -519,6 +553,7 @@ def main() -> None:
         storm=not args.no_storm,
         lease_devices=args.lease_devices if args.lease_storm else 0,
         lease_rounds=args.lease_rounds,
+        lease_warm_up=args.lease_warm_up,
         resend_kiosks=args.resend_kiosks if args.resend else 0,
         options=opts,
     )

@@ -128,7 +128,9 @@ class PgBackendCpu:
             self._sample(conn, baseline=True)
             self._started.set()
             while not self._stop.wait(0.2):
+                conn.rollback()  # a new transaction sees backends connected since (a fresh stats snapshot)
                 self._sample(conn, baseline=False)
+            conn.rollback()
             self._sample(conn, baseline=False)
 
     def __enter__(self) -> PgBackendCpu:
@@ -268,9 +270,11 @@ def serve(
 
 
 @contextlib.contextmanager
-def bare(workers: int) -> Iterator[tuple[str, int]]:
-    """bench/bare_server.py (a do-nothing lease endpoint) with `serve`'s uvicorn settings: (url, pid)."""
-    argv = [sys.executable, "-m", "uvicorn", "bench.bare_server:app", "--host", "127.0.0.1"]
+def bare(workers: int, app: str = "bench.bare_server:app") -> Iterator[tuple[str, int]]:
+    """bench/bare_server.py (a do-nothing lease endpoint) with `serve`'s uvicorn settings: (url, pid).
+    ``app`` "bench.bare_server:ours" is the same route inside the server's own app (a factory)."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+    argv += ["--factory"] if app.endswith(":ours") else []
     argv += ["--workers", str(workers), "--http", "httptools", "--loop", "uvloop", "--backlog", "4096"]
     argv += ["--timeout-keep-alive", "75", "--log-level", "warning", "--no-access-log"]
     with process(argv, ROOT) as running:

@@ -21,7 +21,8 @@ from server_stub.auth import DeviceAuthenticator
 from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.console import ROUTERS as CONSOLE_ROUTERS
-from server_stub.db import make_engine
+from server_stub.db import is_postgres, make_engine
+from server_stub.fastlease import AsyncPool, LeaseFastPath
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
 from server_stub.routes import ROUTERS, AppState, handlers
@@ -60,12 +61,17 @@ def create_app(
     document_signing(app)
     app.add_middleware(RouteProbe)  # innermost: tells MetricsMiddleware which route answered
     app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
+    app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
+    if is_postgres(engine):  # the usual lease request answered in the event loop, in one statement
+        app.state.lease_pool = AsyncPool(engine)  # closed by the lifespan
+        app.add_middleware(
+            LeaseFastPath, state=app.state.kiosk, metrics=app.state.metrics, pool=app.state.lease_pool
+        )
     # Acks of a 500-record batch are ~30 KB of JSON and compress ~15x: on a 2G link the answer
     # costs as much as the request unless it is compressed too.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     # Outermost: a request beyond what the worker can take is answered before anything else runs.
     app.add_middleware(Admission, gate=Gate(config.max_in_flight, config.queue_wait_s))
-    app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 
@@ -77,12 +83,15 @@ def pool_size(config: ServerConfig) -> int:
 
 def _threads(config: ServerConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Handlers run in anyio's thread pool: as many threads as connections, so a thread never
-    waits for a connection (a pool wait would be a 503) and no thread idles on the GIL."""
+    waits for a connection (a pool wait would be a 503) and no thread idles on the GIL. At the end
+    the lease fast path's connections are closed."""
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = pool_size(config)
         yield
+        if (pool := getattr(app.state, "lease_pool", None)) is not None:
+            await pool.close()
 
     return lifespan
 

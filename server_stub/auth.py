@@ -58,6 +58,24 @@ class SignedCall:
     method: str
     path: str
     digest_hex: str
+    # Set when the lease fast path (server_stub/fastlease.py) admitted the request before handing
+    # it to the full path: its rate limits are taken once, not twice.
+    admitted: SignedHeaders | None = None
+
+
+ADMITTED_KEY = "kiosk.admitted"  # scope key: the SignedHeaders of a request admitted already
+
+
+def unknown_device() -> Unauthorized:
+    return Unauthorized("this device is not enrolled", code="unknown_device")
+
+
+def device_revoked() -> Unauthorized:
+    return Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+
+
+def replayed_nonce() -> Unauthorized:
+    return Unauthorized("this request was already received (replayed nonce)", code="replayed_nonce")
 
 
 # Built once: every signed request runs these, and building a statement costs more CPU than
@@ -130,9 +148,9 @@ def current_device(conn: Connection, device_id: str, *, lock: bool = False) -> D
 
 def _enrolled(device: Device | None) -> Device:
     if device is None:
-        raise Unauthorized("this device is not enrolled", code="unknown_device")
+        raise unknown_device()
     if device.revoked_at is not None:
-        raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+        raise device_revoked()
     return device
 
 
@@ -145,7 +163,7 @@ def relock_device(conn: Connection, device: Device) -> Device:
 
 def _relocked(device: Device, row: Any) -> Device:
     if row.revoked_at is not None:
-        raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+        raise device_revoked()
     return dataclasses.replace(
         device, head_seq=row.head_seq, head_hash=row.head_hash, flagged_at=row.flagged_at
     )
@@ -165,6 +183,8 @@ class DeviceAuthenticator:
     def admit(self, call: SignedCall, now: float) -> SignedHeaders:
         """The signing headers parsed and the rate limits taken, before any transaction opens
         (the limits may live in Redis: no network call inside a transaction)."""
+        if call.admitted is not None:
+            return call.admitted
         try:
             signed = parse_signed_headers(call.headers)
         except SignatureError as exc:
@@ -187,7 +207,7 @@ class DeviceAuthenticator:
             device = self.verify(conn, call, now, signed, lock=lock)
             self.remember_nonce(conn, signed, now)
             return device
-        params = {"device_id": signed.device_id, "nonce": signed.nonce, "expires_at": self._expires(now)}
+        params = {"device_id": signed.device_id, "nonce": signed.nonce, "expires_at": self.nonce_expires(now)}
         with _replay_refused():
             device = _enrolled(_device(conn.execute(_NONCE_AND_DEVICE_LOCKED, params).first()))
         self._check_signature(device, call, now, signed)
@@ -211,10 +231,14 @@ class DeviceAuthenticator:
         return device
 
     def _check_signature(self, device: Device, call: SignedCall, now: float, signed: SignedHeaders) -> None:
+        self.check_signature(device.public_key, call, now, signed)
+
+    def check_signature(
+        self, key: Ed25519PublicKey, call: SignedCall, now: float, signed: SignedHeaders
+    ) -> None:
+        """The request's signature by ``key`` and its time window; Unauthorized when either fails."""
         try:
-            verify_request(
-                device.public_key, signed, call.method, call.path, call.digest_hex, now, self.max_skew_s
-            )
+            verify_request(key, signed, call.method, call.path, call.digest_hex, now, self.max_skew_s)
         except SignatureError as exc:
             raise Unauthorized(exc.message, code=exc.code) from None
 
@@ -228,7 +252,7 @@ class DeviceAuthenticator:
             locked = relock_device(conn, device)
             self.remember_nonce(conn, signed, now)
             return locked
-        params = {"device_id": device.device_id, "nonce": signed.nonce, "expires_at": self._expires(now)}
+        params = {"device_id": device.device_id, "nonce": signed.nonce, "expires_at": self.nonce_expires(now)}
         with _replay_refused():
             row = conn.execute(_NONCE_AND_RELOCK_PG, params).one()
         self._sweep_now_and_then(conn, now)
@@ -239,12 +263,13 @@ class DeviceAuthenticator:
         self._remember_nonce(conn, signed.device_id, signed.nonce, now)
 
     def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
-        params = {"device_id": device_id, "nonce": nonce, "expires_at": self._expires(now)}
+        params = {"device_id": device_id, "nonce": nonce, "expires_at": self.nonce_expires(now)}
         with _replay_refused():
             conn.execute(_INSERT_NONCE, params)
         self._sweep_now_and_then(conn, now)
 
-    def _expires(self, now: float) -> int:
+    def nonce_expires(self, now: float) -> int:
+        """When a nonce recorded at ``now`` may be forgotten (no request signed then is fresh)."""
         return int(now) + 2 * self.max_skew_s + 1
 
     def _sweep_now_and_then(self, conn: Connection, now: float) -> None:
@@ -260,9 +285,7 @@ def _replay_refused() -> Iterator[None]:
     try:
         yield
     except IntegrityError:
-        raise Unauthorized(
-            "this request was already received (replayed nonce)", code="replayed_nonce"
-        ) from None
+        raise replayed_nonce() from None
 
 
 def authenticate_lsp(conn: Connection, authorization: str | None) -> str:

@@ -26,10 +26,12 @@ granted the blocks that fit under the cap; one that fits none is refused with 40
 ``lease_cap_reached`` (use the tokens first). A request carrying a ``request_id`` is answered once:
 the same id from the same device gets the very same leases again (a lost answer wastes nothing).
 
-On PostgreSQL a grant under ``lease_cap_min`` is two statements: the nonce written with the locked
-device read (:mod:`server_stub.auth`), then the leases inserted by a data-modifying CTE of the
-counter's UPDATE, both guarded by the request_id (a retry writes nothing and reads the blocks it
-was granted). SQLite runs the plain statements (one writer at a time: round trips cost little).
+On PostgreSQL the usual grant (under ``lease_cap_min``, a new request_id) is answered by
+:mod:`server_stub.fastlease` in the event loop with one statement, :data:`FAST_GRANT_PG`; the rest
+(near the cap, a request_id granted before) comes here: two statements, the nonce written with the
+locked device read (:mod:`server_stub.auth`), then the leases inserted by a data-modifying CTE of
+the counter's UPDATE, both guarded by the request_id (a retry writes nothing and reads the blocks
+it was granted). SQLite runs the plain statements (one writer at a time: round trips cost little).
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ import weakref
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
 
 from server_stub.auth import Device
 from server_stub.config import ServerConfig
-from server_stub.db import devices, is_postgres, leases, records, serial_counter
+from server_stub.db import devices, is_postgres, leases, nonces, records, serial_counter
 from server_stub.errors import Conflict, Unavailable
 from server_stub.keys import ServerKeys
 from sync.wire.protocol import Lease, LeaseRequest
@@ -216,6 +219,78 @@ _INSERT_FROM_ARRAYS = leases.insert().from_select(
 )
 _ADD_LEASED_WITH_LEASES_PG = _ADD_LEASED.where(_NOT_GRANTED_BEFORE).add_cte(
     _INSERT_FROM_ARRAYS.cte("new_leases")
+)
+
+
+# --- the fast path's statements (server_stub/fastlease.py): compiled once, run by psycopg ---------
+# The whole grant under lease_cap_min in one autocommit statement. The UPDATE of the device row
+# drives it: only an unrevoked device, left at most cap_min unused serials by the grant, with no
+# block granted to the request id before; the nonce and the leases are inserted only from its
+# RETURNING row. The last SELECT reads the row as the statement began (revoked or not; no row: an
+# unknown device).
+_OF_DEVICE: sa.BindParameter[str] = sa.bindparam("of_device", type_=sa.String)
+_N = sa.bindparam("n", type_=sa.BigInteger)
+_BUMP = (
+    devices.update()
+    .where(
+        devices.c.device_id == _OF_DEVICE,
+        devices.c.revoked_at.is_(None),
+        sa.func.greatest(devices.c.serials_leased - devices.c.tokens_used, sa.literal_column("0")) + _N
+        <= sa.bindparam("cap_min", type_=sa.BigInteger),
+        _NOT_GRANTED_BEFORE,
+    )
+    .values(serials_leased=devices.c.serials_leased + _N)
+    .returning(devices.c.device_id)
+    .cte("bump")
+)
+_NONCE_FROM_BUMP = nonces.insert().from_select(
+    ["device_id", "nonce", "expires_at"],
+    sa.select(
+        _BUMP.c.device_id,
+        sa.bindparam("nonce", type_=sa.String),
+        sa.bindparam("expires_at", type_=sa.BigInteger),
+    ),
+)
+_LEASES_FROM_BUMP = leases.insert().from_select(
+    ["lease_id", "device_id", "start_serial", "end_serial", "issued_at", "sig", "request_id"],
+    sa.select(
+        _NEW.c.start_serial,
+        _BUMP.c.device_id,
+        _NEW.c.start_serial,
+        _NEW.c.start_serial + sa.bindparam("block_size", type_=sa.BigInteger),
+        sa.bindparam("issued_at", type_=sa.BigInteger),
+        _NEW.c.sig,
+        sa.bindparam("request_id", type_=sa.String),
+    ).select_from(_NEW.join(_BUMP, sa.true())),
+)
+_FAST_GRANT = (
+    sa.select(
+        sa.select(sa.func.count()).select_from(_BUMP).scalar_subquery().label("granted"),
+        devices.c.revoked_at,
+    )
+    .where(devices.c.device_id == _OF_DEVICE)
+    .add_cte(_BUMP)
+    .add_cte(_NONCE_FROM_BUMP.cte("new_nonce"))
+    .add_cte(_LEASES_FROM_BUMP.cte("new_leases"))
+)
+_PSYCOPG = PGDialect_psycopg()
+FAST_GRANT_PG = str(_FAST_GRANT.compile(dialect=_PSYCOPG))
+"""Params: of_device, n, cap_min, request_id, nonce, expires_at, starts, sigs, block_size,
+issued_at. One row (granted 0 or 1, revoked_at), none for an unknown device."""
+DEVICE_KEY_PG = str(
+    sa.select(devices.c.public_key, devices.c.revoked_at)
+    .where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
+    .compile(dialect=_PSYCOPG)
+)
+SWEEP_NONCES_PG = str(
+    nonces.delete()
+    .where(nonces.c.expires_at < sa.bindparam("now", type_=sa.BigInteger))
+    .compile(dialect=_PSYCOPG)
+)
+NEXT_RANGE_PG = str(
+    sa.select(sa.func.nextval("serial_ranges")).compile(
+        dialect=_PSYCOPG, compile_kwargs={"literal_binds": True}
+    )
 )
 
 

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from server_stub.auth import Device, DeviceAuthenticator, SignedCall, authenticate_lsp
+from server_stub.auth import ADMITTED_KEY, Device, DeviceAuthenticator, SignedCall, authenticate_lsp
 from server_stub.bodies import WIRE_DIGEST_KEY
 from server_stub.config import ServerConfig
 from server_stub.db import read, write
@@ -112,7 +112,7 @@ async def signed_call(request: Request) -> SignedCall:
     if query:
         path += "?" + query.decode("latin-1")
     digest = request.scope.get(WIRE_DIGEST_KEY, EMPTY_SHA256)
-    return SignedCall(request.headers, request.method, path, digest)
+    return SignedCall(request.headers, request.method, path, digest, request.scope.get(ADMITTED_KEY))
 
 
 SignedCallDep = Annotated[SignedCall, Depends(signed_call)]

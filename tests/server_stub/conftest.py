@@ -86,9 +86,9 @@ def wait_healthy(base_url: str, deadline_s: float = 30.0, proc: subprocess.Popen
 class ThreadServer:
     """uvicorn serving an app from a background thread on an ephemeral loopback port (port 0)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, lifespan: str = "off") -> None:
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.port = 0
