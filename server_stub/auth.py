@@ -21,7 +21,7 @@ from server_stub.shared import GLOBAL_KEY, Limiter, MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
 from sync.wire.signing import SignatureError, SignedHeaders, parse_signed_headers, verify_request
 
-_NONCE_SWEEP_EVERY = 256
+NONCE_SWEEP_EVERY = 256  # nonces written between two sweeps of the expired ones
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,14 @@ def replayed_nonce() -> Unauthorized:
 
 # Built once: every signed request runs these, and building a statement costs more CPU than
 # running it (SQLAlchemy caches the compiled form, not the construction).
-_READ_DEVICE = (
+# Public: a caller may extend it (ingest's snapshot joins the hashes a batch's seqs hold) and hand
+# its row to :meth:`DeviceAuthenticator.verify_row`.
+READ_DEVICE = (
     sa.select(devices, kiosks.c.lsp_id)
     .join(kiosks, kiosks.c.kiosk_code == devices.c.kiosk_code)
     .where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
 )
-_READ_DEVICE_LOCKED = _READ_DEVICE.with_for_update(of=devices)
-# The same read for a caller that extends it (ingest's snapshot joins the records a batch's seqs
-# hold): hand its row to :meth:`DeviceAuthenticator.verify_row`.
-READ_DEVICE = _READ_DEVICE
+_READ_DEVICE_LOCKED = READ_DEVICE.with_for_update(of=devices)
 _INSERT_NONCE = nonces.insert()
 _NEW_NONCE = (
     nonces.insert()
@@ -119,7 +118,7 @@ def _public_key(text: str) -> Ed25519PublicKey:
 def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Device | None:
     """The device row with its kiosk's LSP; ``lock`` holds the row (``FOR UPDATE`` on PostgreSQL,
     the write lock the transaction already took on SQLite) until the transaction ends."""
-    query = _READ_DEVICE_LOCKED if lock and is_postgres(conn) else _READ_DEVICE
+    query = _READ_DEVICE_LOCKED if lock and is_postgres(conn) else READ_DEVICE
     return _device(conn.execute(query, {"device_id": device_id}).first())
 
 
@@ -273,9 +272,9 @@ class DeviceAuthenticator:
         return int(now) + 2 * self.max_skew_s + 1
 
     def _sweep_now_and_then(self, conn: Connection, now: float) -> None:
-        """Every :data:`_NONCE_SWEEP_EVERY` nonces, the expired ones deleted."""
+        """Every :data:`NONCE_SWEEP_EVERY` nonces, the expired ones deleted."""
         self._count += 1
-        if self._count % _NONCE_SWEEP_EVERY == 0:
+        if self._count % NONCE_SWEEP_EVERY == 0:
             conn.execute(nonces.delete().where(nonces.c.expires_at < int(now)))
 
 

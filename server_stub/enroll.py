@@ -21,6 +21,7 @@ from sqlalchemy.engine.row import Row
 
 from server_stub import catalog, limits
 from server_stub.admin import normalise_enrollment_code, sha256_hex
+from server_stub.auth import device_revoked
 from server_stub.config import ServerConfig
 from server_stub.db import devices, kiosks, write
 from server_stub.errors import Conflict, Unauthorized, Unprocessable
@@ -77,7 +78,7 @@ def _retry(conn: Connection, kiosk: Row[Any], req: EnrollRequest, now_ms: int) -
             "the enrollment code has expired; ask for a new one", code="enrollment_code_expired"
         )
     if dev.revoked_at is not None:
-        raise Unauthorized("this device has been revoked; contact your LSP", code="device_revoked")
+        raise device_revoked()
     return device_leases(conn, req.device_id)
 
 

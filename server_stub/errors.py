@@ -77,5 +77,15 @@ class Unavailable(ServerError):
     transient = True
 
 
+def retry_headers(exc: ServerError) -> dict[str, str]:
+    """The headers an answer of ``exc`` carries: ``Retry-After`` when it is transient (a rate
+    limit's own wait; 5 s for a busy or unavailable server)."""
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": "5"}
+    return {}
+
+
 class ConfigError(ValueError):
     """Bad configuration or command-line input; the CLI prints it and exits 2."""

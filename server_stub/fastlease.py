@@ -47,9 +47,16 @@ from sqlalchemy.engine import Engine
 from starlette.datastructures import Headers
 
 from server_stub.admission import LIGHT_BODY_BYTES
-from server_stub.auth import ADMITTED_KEY, SignedCall, device_revoked, replayed_nonce, unknown_device
+from server_stub.auth import (
+    ADMITTED_KEY,
+    NONCE_SWEEP_EVERY,
+    SignedCall,
+    device_revoked,
+    replayed_nonce,
+    unknown_device,
+)
 from server_stub.bodies import ASGIApp, Message, Receive, Scope, Send
-from server_stub.errors import RateLimited, ServerError, Unavailable
+from server_stub.errors import ServerError, Unavailable, retry_headers
 from server_stub.leases import (
     DEVICE_KEY_PG,
     FAST_GRANT_PG,
@@ -70,7 +77,6 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/leases"
 _KEYS_KEPT = 100_000  # public keys cached per worker (a state's fleet), then the cache starts again
-_NONCE_SWEEP_EVERY = 256
 
 
 class _FullPath(Exception):
@@ -246,7 +252,7 @@ class LeaseFastPath:
         if not granted:
             raise _FullPath
         self._granted += 1
-        if self._granted % _NONCE_SWEEP_EVERY == 0:
+        if self._granted % NONCE_SWEEP_EVERY == 0:
             await _sweep_nonces(conn, int(now))
         return [
             Lease(lease_id=s, start_serial=s, end_serial=s + cfg.block_size, sig=g)
@@ -318,13 +324,8 @@ def _lease_request(body: bytes) -> LeaseRequest:
 
 def _error(exc: ServerError) -> tuple[int, bytes, Mapping[str, str]]:
     """As ``routes.handlers`` answers it: ``{"error", "detail"}``, Retry-After when transient."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(exc.retry_after_s)
-    elif isinstance(exc, Unavailable):
-        headers["Retry-After"] = "5"
     body = json.dumps({"error": exc.code, "detail": redact(exc.message)}).encode()
-    return exc.status, body, headers
+    return exc.status, body, retry_headers(exc)
 
 
 async def _send_json(scope: Scope, send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:

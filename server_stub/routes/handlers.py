@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server_stub.errors import RateLimited, ServerError, Unavailable
+from server_stub.errors import ServerError, retry_headers
 from sync.wire.redact import redact
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,7 @@ def validation_detail(exc: RequestValidationError) -> str:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServerError)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-    if isinstance(exc, Unavailable):
-        headers = {"Retry-After": "5"}
+    headers = retry_headers(exc) or None
     if console_html(request):  # a person in the console: a page, not JSON
         from server_stub.console.render import error_page
 
