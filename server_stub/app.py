@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
@@ -22,6 +23,7 @@ from server_stub.bodies import BodyGuard
 from server_stub.config import ENV_CONFIG_JSON, ServerConfig
 from server_stub.console import ROUTERS as CONSOLE_ROUTERS
 from server_stub.db import is_postgres, make_engine
+from server_stub.fastbatch import BatchFastPath
 from server_stub.fastlease import AsyncPool, LeaseFastPath
 from server_stub.keys import KeySource, ServerKeys, load_keys
 from server_stub.metrics import Metrics, MetricsMiddleware, RouteProbe
@@ -60,8 +62,13 @@ def create_app(
         app.include_router(router)
     document_signing(app)
     app.add_middleware(RouteProbe)  # innermost: tells MetricsMiddleware which route answered
-    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     app.state.metrics = Metrics()  # outermost: every answer counts, 413s, 415s and shed 429s too
+    # A kiosk's batch answered without the framework, in threads of its own.
+    app.state.batch_threads = ThreadPoolExecutor(pool_size(config), thread_name_prefix="batch")
+    app.add_middleware(
+        BatchFastPath, state=app.state.kiosk, metrics=app.state.metrics, threads=app.state.batch_threads
+    )
+    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     if is_postgres(engine):  # the usual lease request answered in the event loop, in one statement
         app.state.lease_pool = AsyncPool(engine)  # closed by the lifespan
         app.add_middleware(
@@ -83,8 +90,10 @@ def pool_size(config: ServerConfig) -> int:
 
 def _threads(config: ServerConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Handlers run in anyio's thread pool: as many threads as connections, so a thread never
-    waits for a connection (a pool wait would be a 503) and no thread idles on the GIL. At the end
-    the lease fast path's connections are closed."""
+    waits for a connection (a pool wait would be a 503) and no thread idles on the GIL (the batch
+    fast path's pool is as big; admission lets no more requests run at once than there are
+    connections). At the end the lease fast path's connections are closed (the batch threads end
+    with the app: an idle executor's threads exit when it is collected)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

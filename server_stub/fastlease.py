@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -55,8 +54,8 @@ from server_stub.auth import (
     replayed_nonce,
     unknown_device,
 )
-from server_stub.bodies import ASGIApp, Message, Receive, Scope, Send
-from server_stub.errors import ServerError, Unavailable, retry_headers
+from server_stub.bodies import ASGIApp, Receive, Scope, Send
+from server_stub.errors import ServerError, Unavailable
 from server_stub.leases import (
     DEVICE_KEY_PG,
     FAST_GRANT_PG,
@@ -65,12 +64,12 @@ from server_stub.leases import (
     SERIAL_RANGE,
     SWEEP_NONCES_PG,
 )
-from server_stub.metrics import ROUTE_BOX, Metrics
+from server_stub.metrics import Metrics
+from server_stub.rawpath import Answer, error_answer, read_body, replay, send_json
 from server_stub.routes.deps import AppState
 from server_stub.shared import MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
 from sync.wire.protocol import Lease, LeaseRequest, LeaseResponse
-from sync.wire.redact import redact
 from sync.wire.signing import SignedHeaders, sign_lease
 
 log = logging.getLogger(__name__)
@@ -150,30 +149,30 @@ class LeaseFastPath:
         if not _small_plain_json_post(scope):
             await self.app(scope, receive, send)
             return
-        messages, body = await _read(receive)
+        messages, body = await read_body(receive, LIGHT_BODY_BYTES)
         if body is not None:
             try:
                 answer = await self._answer(scope, body)
             except _FullPath:
                 pass
             else:
-                await _send_json(scope, send, *answer)
+                await send_json(scope, send, PATH, answer)
                 return
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay(messages, receive), send)
 
-    async def _answer(self, scope: Scope, body: bytes) -> tuple[int, bytes, Mapping[str, str]]:
+    async def _answer(self, scope: Scope, body: bytes) -> Answer:
         """The answer (status, JSON, headers); raises _FullPath for the full path."""
         req = _lease_request(body)
         call = SignedCall(Headers(scope=scope), "POST", PATH, hashlib.sha256(body).hexdigest())
         try:
             signed = await self._admit(call)
         except ServerError as exc:
-            return _error(exc)
+            return error_answer(exc)
         scope[ADMITTED_KEY] = signed  # should the full path answer it: its limits are taken
         try:
             granted = await self._grant(call, signed, req)
         except ServerError as exc:
-            return _error(exc)
+            return error_answer(exc)
         answer = LeaseResponse(block_size=self.state.config.block_size, leases=granted)
         self.metrics.leases(len(granted), sum(g.end_serial - g.start_serial for g in granted))
         return 200, answer.model_dump_json().encode(), {}
@@ -288,31 +287,6 @@ def _small_plain_json_post(scope: Scope) -> bool:
     return length.isdigit() and 0 < int(length) <= LIGHT_BODY_BYTES
 
 
-async def _read(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The messages received, and the body (None when it is not small and complete)."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages, None
-        size += len(message.get("body", b""))
-        if size > LIGHT_BODY_BYTES:
-            return messages, None
-        if not message.get("more_body", False):
-            return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
-
-
 def _lease_request(body: bytes) -> LeaseRequest:
     """The body as FastAPI reads it (JSON, then the model); _FullPath when either refuses it, so
     the full path answers with its 422."""
@@ -320,19 +294,3 @@ def _lease_request(body: bytes) -> LeaseRequest:
         return LeaseRequest.model_validate(json.loads(body))
     except ValueError:  # JSONDecodeError and pydantic's ValidationError are ValueErrors
         raise _FullPath from None
-
-
-def _error(exc: ServerError) -> tuple[int, bytes, Mapping[str, str]]:
-    """As ``routes.handlers`` answers it: ``{"error", "detail"}``, Retry-After when transient."""
-    body = json.dumps({"error": exc.code, "detail": redact(exc.message)}).encode()
-    return exc.status, body, retry_headers(exc)
-
-
-async def _send_json(scope: Scope, send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:
-    box = scope.get(ROUTE_BOX)
-    if box is not None:  # counted by MetricsMiddleware under the route's template, as the router's
-        box.append(PATH)
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server_stub.errors import ServerError, retry_headers
+from server_stub.errors import ServerError, Unavailable, retry_headers
 from sync.wire.redact import redact
 
 log = logging.getLogger(__name__)
@@ -61,24 +61,26 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
 
-async def _db_busy(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, OperationalError)
-    log.warning("database unavailable: %s", type(exc.orig).__name__)
-    return error_response(503, "unavailable", "the database is busy; try again", {"Retry-After": "5"})
+def db_unavailable(exc: Exception) -> Unavailable | None:
+    """A busy or failing database, or a pool with no connection free in time, as the transient
+    503 it is answered with (logged here; never the statement or its parameters); None for any
+    other exception."""
+    if isinstance(exc, PoolTimeout):
+        log.warning("no database connection free in time")
+        return Unavailable("the server is busy; try again")
+    if isinstance(exc, OperationalError):
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return Unavailable("the database is busy; try again")
+    if isinstance(exc, DBAPIError):
+        log.error("database error: %s", type(exc.orig).__name__)
+        return Unavailable("the database refused the request; try again")
+    return None
 
 
-async def _db_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    log.error("database error: %s", type(exc.orig).__name__)
-    return error_response(
-        503, "unavailable", "the database refused the request; try again", {"Retry-After": "5"}
-    )
-
-
-async def _pool_timeout(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PoolTimeout)
-    log.warning("no database connection free in time")
-    return error_response(503, "unavailable", "the server is busy; try again", {"Retry-After": "5"})
+async def _db_failure(request: Request, exc: Exception) -> Response:
+    unavailable = db_unavailable(exc)
+    assert unavailable is not None
+    return await _server_error(request, unavailable)
 
 
 def install(app: FastAPI) -> None:
@@ -87,6 +89,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServerError, _server_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(OperationalError, _db_busy)
-    app.add_exception_handler(DBAPIError, _db_error)
-    app.add_exception_handler(PoolTimeout, _pool_timeout)
+    for db_failure in (OperationalError, DBAPIError, PoolTimeout):
+        app.add_exception_handler(db_failure, _db_failure)
