@@ -1,6 +1,6 @@
 """The few statements every batch runs, sent straight to psycopg on PostgreSQL.
 
-SQLAlchemy's ``Connection.execute`` costs the worker ~60-150 us of Python per statement around
+SQLAlchemy's ``Connection.execute`` costs the worker ~50-150 us of Python per statement around
 the driver's own work (the cache lookup, building the parameters, reading the cursor's
 description of a wide row, the result object); a batch runs four or five of these statements,
 each the same text every time. A :class:`Hot` statement is compiled once per dialect and, on
