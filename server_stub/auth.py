@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from server_stub.admin import sha256_hex
 from server_stub.db import devices, is_postgres, kiosks, lsps, nonces
 from server_stub.errors import Forbidden, Unauthorized
+from server_stub.hotpath import Hot
 from server_stub.shared import GLOBAL_KEY, Limiter, MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
 from sync.wire.signing import SignatureError, SignedHeaders, parse_signed_headers, verify_request
@@ -88,16 +89,13 @@ READ_DEVICE = (
     .where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
 )
 _READ_DEVICE_LOCKED = READ_DEVICE.with_for_update(of=devices)
-_INSERT_NONCE = nonces.insert()
-_NEW_NONCE = (
-    nonces.insert()
-    .values(
-        device_id=sa.bindparam("device_id", type_=sa.String),
-        nonce=sa.bindparam("nonce", type_=sa.String),
-        expires_at=sa.bindparam("expires_at", type_=sa.BigInteger),
-    )
-    .cte("new_nonce")
+_NONCE_ROW = nonces.insert().values(
+    device_id=sa.bindparam("device_id", type_=sa.String),
+    nonce=sa.bindparam("nonce", type_=sa.String),
+    expires_at=sa.bindparam("expires_at", type_=sa.BigInteger),
 )
+_INSERT_NONCE = Hot(_NONCE_ROW)
+_NEW_NONCE = _NONCE_ROW.cte("new_nonce")
 # PostgreSQL: the nonce written and the device row read locked in one round trip (a
 # data-modifying CTE; a replayed nonce fails the statement with its unique violation).
 _NONCE_AND_DEVICE_LOCKED = _READ_DEVICE_LOCKED.add_cte(_NEW_NONCE)
@@ -106,7 +104,7 @@ _RELOCK = sa.select(
 ).where(devices.c.device_id == sa.bindparam("device_id", type_=sa.String))
 _RELOCK_PG = _RELOCK.with_for_update()
 # PostgreSQL, a batch's write transaction: the nonce written and the row relocked in one round trip.
-_NONCE_AND_RELOCK_PG = _RELOCK_PG.add_cte(_NEW_NONCE)
+_NONCE_AND_RELOCK_PG = Hot(_RELOCK_PG.add_cte(_NEW_NONCE))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -122,7 +120,7 @@ def read_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
     return _device(conn.execute(query, {"device_id": device_id}).first())
 
 
-def _device(row: sa.Row[Any] | None) -> Device | None:
+def _device(row: Any) -> Device | None:
     if row is None:
         return None
     return Device(
@@ -221,9 +219,7 @@ class DeviceAuthenticator:
         self._check_signature(device, call, now, signed)
         return device
 
-    def verify_row(
-        self, row: sa.Row[Any] | None, call: SignedCall, now: float, signed: SignedHeaders
-    ) -> Device:
+    def verify_row(self, row: Any, call: SignedCall, now: float, signed: SignedHeaders) -> Device:
         """:meth:`verify` for a device row the caller read (with :data:`READ_DEVICE`'s columns)."""
         device = _enrolled(_device(row))
         self._check_signature(device, call, now, signed)
@@ -253,7 +249,7 @@ class DeviceAuthenticator:
             return locked
         params = {"device_id": device.device_id, "nonce": signed.nonce, "expires_at": self.nonce_expires(now)}
         with _replay_refused():
-            row = conn.execute(_NONCE_AND_RELOCK_PG, params).one()
+            row = _NONCE_AND_RELOCK_PG.one(conn, params)
         self._sweep_now_and_then(conn, now)
         return _relocked(device, row)
 
@@ -264,7 +260,7 @@ class DeviceAuthenticator:
     def _remember_nonce(self, conn: Connection, device_id: str, nonce: str, now: float) -> None:
         params = {"device_id": device_id, "nonce": nonce, "expires_at": self.nonce_expires(now)}
         with _replay_refused():
-            conn.execute(_INSERT_NONCE, params)
+            _INSERT_NONCE.run(conn, params)
         self._sweep_now_and_then(conn, now)
 
     def nonce_expires(self, now: float) -> int:

@@ -25,6 +25,7 @@ from server_stub.db import (
     records,
     tokens,
 )
+from server_stub.hotpath import Hot
 from server_stub.ingest.state import BatchState, CatalogFacts, FinalTokens, Offer, Sale, StoredRecord, Trust
 from server_stub.leases import take_serials
 from sync.wire.protocol import RejectReason, WireRecord
@@ -38,9 +39,11 @@ _LAST = sa.bindparam("last", type_=sa.BigInteger)
 # row with its LSP and, joined, the records held at the batch's seqs: a row per held record, or
 # one row with NULLs for them. One round trip where the hashes and the device were two.
 _HELD = sa.and_(records.c.device_id == devices.c.device_id, records.c.seq.between(_FIRST, _LAST))
-_SNAPSHOT = READ_DEVICE.add_columns(
-    records.c.hash.label("held_hash"), records.c.final_token.label("held_final")
-).outerjoin(records, _HELD)
+_SNAPSHOT = Hot(
+    READ_DEVICE.add_columns(
+        records.c.hash.label("held_hash"), records.c.final_token.label("held_final")
+    ).outerjoin(records, _HELD)
+)
 # The batch's tokens already used. On PostgreSQL one array parameter: the same statement
 # (prepared by psycopg) for every batch, where IN (...) is rewritten by SQLAlchemy and is a new
 # statement for each number of tokens.
@@ -91,7 +94,7 @@ def _facts(tokens_used: sa.ColumnElement[bool]) -> sa.CompoundSelect[Any]:
 
 
 _FACTS = _facts(_TOKENS_USED)
-_FACTS_PG = _facts(_TOKENS_USED_PG)
+_FACTS_PG = Hot(_facts(_TOKENS_USED_PG))
 
 
 def _span(device_id: str, first: int, last: int) -> dict[str, Any]:
@@ -101,18 +104,18 @@ def _span(device_id: str, first: int, last: int) -> dict[str, Any]:
 def snapshot(conn: Connection, device_id: str, first: int, last: int) -> tuple[Any, dict[str, str | None]]:
     """The device's row (None when unknown: see ``DeviceAuthenticator.verify_row``) and, hash ->
     final token, the records the server holds from seq ``first`` to ``last``."""
-    rows = conn.execute(_SNAPSHOT, _span(device_id, first, last)).all()
+    rows = _SNAPSHOT.rows(conn, _span(device_id, first, last))
     held = {row.held_hash: row.held_final for row in rows if row.held_hash is not None}
     return (rows[0] if rows else None), held
 
 
 def _span_facts(conn: Connection, device_id: str, recs: Sequence[WireRecord]) -> list[list[Any]]:
     """The rows of :data:`_FACTS` for the batch ``recs``, by fact."""
-    query = _FACTS_PG if is_postgres(conn) else _FACTS
     params = _span(device_id, recs[0].seq, recs[-1].seq)
     params["tokens"] = sorted({r.token for r in recs if r.token})
+    rows = _FACTS_PG.rows(conn, params) if is_postgres(conn) else conn.execute(_FACTS, params)
     by_fact: list[list[Any]] = [[] for _ in range(USED_TOKEN + 1)]
-    for row in conn.execute(query, params):
+    for row in rows:
         by_fact[row.fact].append(row)
     return by_fact
 
@@ -217,7 +220,7 @@ def _uses_a_leased_token(row: Any) -> bool:
 
 
 # The head moved, nothing flagged: every accepted batch (``used`` may be 0: the same value written).
-_MOVE_HEAD = (
+_MOVE_HEAD = Hot(
     devices.update()
     .where(devices.c.device_id == sa.bindparam("device", type_=sa.String))
     .values(
@@ -243,9 +246,8 @@ def write_batch(conn: Connection, state: BatchState) -> None:
         changes.update(flagged_at=state.now_ms, flag_reason=f"fork at seq {state.fork_seq}")
     used = sum(1 for r in state.rows.records if _uses_a_leased_token(r))
     if "head_seq" in changes and not flag:  # the usual batch: the statement built once
-        conn.execute(
-            _MOVE_HEAD,
-            {"device": device.device_id, "seq": state.head_seq, "hash": state.head_hash, "used": used},
+        _MOVE_HEAD.run(
+            conn, {"device": device.device_id, "seq": state.head_seq, "hash": state.head_hash, "used": used}
         )
         return
     if used:  # the lease cap's count of used serials (server_stub.leases); an expression built here

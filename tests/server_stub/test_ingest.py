@@ -7,6 +7,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
+import pytest
 import sqlalchemy as sa
 
 from server_stub.db import devices, quarantine, records
@@ -272,6 +274,42 @@ def test_a_batch_reads_the_device_row_once_per_transaction(server: Harness) -> N
     assert len(writes) == 1 and "nonces" in writes[0], writes
     # ... in two statements: the snapshot (the device joined with the hashes held) and the nonce
     assert [s for s in statements if not re.match(r"\s*BEGIN\b", s, re.I)] == [reads[0], writes[0]]
+
+
+def test_a_lost_database_connection_fails_one_batch_with_a_503_and_the_next_is_stored(
+    server: Harness,
+) -> None:
+    """The batch's statements go to the driver on PostgreSQL (server_stub/hotpath.py): a backend
+    gone from the pool is still a 503 with Retry-After and nothing half-written, and the pool is
+    renewed (no pre-ping: the one request that finds the loss pays for it)."""
+    if server.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite connection cannot be lost this way")
+    backends: set[int] = set()
+
+    def checked_out(dbapi_conn: Any, *_rest: Any) -> None:
+        backends.add(dbapi_conn.info.backend_pid)
+
+    sa.event.listen(server.engine, "checkout", checked_out)
+    try:
+        fake = server.enrolled()
+        assert statuses(fake.push(fake.make_records(5)).json()) == Counter({("accepted", None): 5})
+    finally:
+        sa.event.remove(server.engine, "checkout", checked_out)
+    libpq_url = server.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url, autocommit=True) as admin:
+        for pid in backends:  # every connection the pool holds
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    recs = fake.make_records(5)
+    answers = [fake.push(recs)]
+    while answers[-1].status_code != 200 and len(answers) < 25:
+        answers.append(fake.push(recs))
+    *lost, stored = answers
+    assert len(lost) == 1, [a.status_code for a in answers]
+    assert lost[0].status_code == 503 and lost[0].headers["Retry-After"] == "5"
+    assert lost[0].json()["error"] == "unavailable"
+    assert statuses(stored.json()) == Counter({("accepted", None): 5})
+    with server.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar() == 10
 
 
 def test_concurrent_resends_of_one_batch_store_it_once(server: Harness) -> None:

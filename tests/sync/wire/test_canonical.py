@@ -32,6 +32,60 @@ def test_canonical_json_is_the_json_dumps_it_always_was(value: object) -> None:
     assert canonical.canonical_json(value) == dumped.encode("utf-8")
 
 
+# Wider than what records hold: any integer (orjson stops at 64 bits), any code point (control
+# characters, U+2028, lone surrogates, astral planes), keys of any text, nesting.
+any_json_values = st.recursive(
+    st.integers() | st.text(alphabet=st.characters(exclude_categories=()), max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(exclude_categories=()), max_size=8), inner, max_size=4
+        )
+    ),
+    max_leaves=16,
+)
+
+
+def _reference(value: object) -> bytes:
+    """The canonical form as it was defined: json.dumps with these arguments, as UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@given(any_json_values)
+def test_canonical_json_is_byte_for_byte_the_reference(value: object) -> None:
+    """The fast encoder gives the reference's bytes, or the reference's error (a lone surrogate
+    cannot be UTF-8), for anything made of ints, strs, lists and dicts."""
+    try:
+        expected: bytes | type[BaseException] = _reference(value)
+    except UnicodeEncodeError:
+        expected = UnicodeEncodeError
+    if expected is UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            canonical.canonical_json(value)
+    else:
+        assert canonical.canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"big": 2**64, "neg": -(2**63) - 1, "max": 2**63 - 1, "umax": 2**64 - 1},
+        {"s": '\x00\x1f\x7f\u2028\u2029"\\/\b\f\n\r\t é हिंदी \U0001f600'},
+        {"\u0905": 1, "a": 2, "Z": 3, "\U0001f600": 4, "\uffff": 5, "": 6},
+    ],
+)
+def test_canonical_json_edge_values_are_the_reference(value: object) -> None:
+    assert canonical.canonical_json(value) == _reference(value)
+
+
+@pytest.mark.parametrize("depth", [70, 300])  # orjson's own limit is 254 levels
+def test_deep_nesting_is_the_reference(depth: int) -> None:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    assert canonical.canonical_json(value) == _reference(value)
+
+
 def test_canonical_form_is_exact() -> None:
     assert canonical.canonical_json({"b": 1, "a": [1, "अ"], "c": {"z": 0, "y": -2}}) == (
         '{"a":[1,"अ"],"b":1,"c":{"y":-2,"z":0}}'.encode()
