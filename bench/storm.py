@@ -210,9 +210,22 @@ def timeline(fired: client.FireResult, slots: int, step_s: float = 0.1) -> dict[
                 "retry_after": {f"{k:g}": v for k, v in sorted(Counter(told).items())},
             }
         )
+    # Each kiosk's turnings away, and when it finished (its last attempt): the stragglers.
+    finished = sorted((r.history[-1][0] - fired.started, r.shed) for r in fired.runs if r.history)
+    tail = finished[len(finished) * 9 // 10 :]
     return {
         "step_s": step_s,
         "slots": slots,
+        "sheds_per_kiosk": {str(k): v for k, v in sorted(Counter(r.shed for r in fired.runs).items())},
+        "last_tenth": {
+            "from_s": round(tail[0][0], 1) if tail else None,
+            "sheds_mean": round(statistics.fmean(n for _, n in tail), 2) if tail else None,
+            "others_sheds_mean": round(
+                statistics.fmean(n for _, n in finished[: len(finished) - len(tail)]), 2
+            )
+            if len(finished) > len(tail)
+            else None,
+        },
         "room_share": round(sum(x < slots for x in busy) / n, 3) if n else 0.0,
         "in_flight": [round(x, 2) for x in busy],
         "seconds": seconds,
@@ -263,7 +276,9 @@ def storm_on(
     if opts.timeline:
         tl = timeline(fired, workers * _max_in_flight(opts))
         Path(f"{opts.timeline}-w{workers}-c{concurrency}.json").write_text(json.dumps(tl))
-        extra["timeline"] = {k: tl[k] for k in ("slots", "room_share", "seconds")}
+        extra["timeline"] = {
+            k: tl[k] for k in ("slots", "room_share", "sheds_per_kiosk", "last_tenth", "seconds")
+        }
     return {
         "kiosks": kiosks,
         "records_per_kiosk": records,
@@ -503,7 +518,11 @@ def _print_storm(s: dict[str, Any]) -> None:
     if tl := s.get("timeline"):
         print(
             f"    timeline          steps of 0.1 s with fewer than {tl['slots']} admitted in flight:"
-            f" {tl['room_share']:.0%}; per second: started / shed / done / in flight / room / Retry-After"
+            f" {tl['room_share']:.0%}; kiosks by times turned away {tl['sheds_per_kiosk']}; the last"
+            f" tenth to finish (from {tl['last_tenth']['from_s']} s) turned away"
+            f" {tl['last_tenth']['sheds_mean']} times each, the others"
+            f" {tl['last_tenth']['others_sheds_mean']};"
+            " per second: started / shed / done / in flight / room / Retry-After"
         )
         for row in tl["seconds"]:
             print(
