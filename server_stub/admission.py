@@ -11,15 +11,17 @@ A request still waiting after ``QUEUE_EXPIRY`` x ``queue_wait_s`` (the rate it w
 wrong: a first burst), and at least a second (the shortest appointment), is turned away the same
 way when its turn comes, before any work.
 
-The appointments are spaced at what the worker will do once the storm's first burst is over, not
-at what it did during the burst: while hundreds of callers are being turned away (each 429 costs
-the event loop, and on one machine the callers' CPU too) every request holds its slot longer,
-and spacing at that pace left the worker idle between the appointments for the rest of the storm
-(half its rate, bench/README.md "pace"). So the pace is the better of the slots over the mean
-hold and one over the worker's CPU time per request finished (its process CPU over the last
-requests, the burst's turning away included), which a starved worker does not inflate. The
-whole seconds of ``Retry-After`` are rounded down: the agent adds up to a second (its
-resolution), so it comes back within the second that holds its appointment, not after it.
+The appointments are spaced a little ahead of what the worker drains while it turns callers
+away: during a burst (each 429 costs the event loop, and on one machine the callers' CPU too)
+every request holds its slot longer, and spacing at that pace left the worker idle between the
+appointments for the rest of the storm (bench/README.md "pace"). Spacing at what its CPU alone
+would allow (one over its process CPU time per request finished) is too far ahead when the
+turning away goes on (1,000 callers at once, a shared machine): callers come back too soon, are
+turned away again, and the agent's backoff grows with each time (a kiosk turned away five times
+waits up to a minute), a tail of stragglers. So the pace is :data:`PACE_LEAD` times the slots
+over the mean hold, but never above the CPU's rate. The whole seconds of ``Retry-After`` are
+rounded down: the agent adds up to a second (its resolution), so it comes back within the second
+that holds its appointment, not after it.
 
 A *light* request (a POST whose declared body is at most :data:`LIGHT_BODY_BYTES`: a lease
 request, a heartbeat, an enrollment) waits in the queue whenever the worker drains the queue
@@ -49,6 +51,7 @@ from server_stub.bodies import ASGIApp, Receive, Scope, Send
 GUARDED_PREFIX = "/v1/"
 QUEUE_SLOTS = 4  # the queue holds at most this many requests per slot
 QUEUE_EXPIRY = 2.0  # a request queued longer than this many times queue_wait_s is turned away
+PACE_LEAD = 1.5  # appointments at most this far ahead of the measured drain (see the module)
 LIGHT_BODY_BYTES = 4096  # a POST declaring at most this much is light (a batch is tens of KB)
 MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait longer
 
@@ -57,8 +60,9 @@ MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait lo
 class DrainRate:
     """Requests a worker finishes per second when busy, by Little's law: its slots over the mean
     time a request holds one (a moving average). Light load only makes it optimistic, and the
-    mean catches up within a few dozen requests once the worker is busy. :meth:`pace` is the
-    better of that and one over the process CPU time per request finished (see the module)."""
+    mean catches up within a few dozen requests once the worker is busy. :meth:`pace` spaces
+    the appointments a little ahead of it, within one over the process CPU time per request
+    finished (see the module)."""
 
     slots: int
     # Before anything is measured: optimistic, so the first appointments are too close rather
@@ -96,8 +100,9 @@ class DrainRate:
         return n / max(self._cpu_at[-1] - self._cpu_at[0], 1e-4 * n)
 
     def pace(self) -> float:
-        """What the worker drains once the turning away stops: the appointments' spacing."""
-        return max(self.per_s(), self.cpu_per_s() or 0.0)
+        """The appointments' spacing: :data:`PACE_LEAD` x :meth:`per_s`, not above
+        :meth:`cpu_per_s` (nor below :meth:`per_s`; only ``per_s`` until the CPU is measured)."""
+        return max(self.per_s(), min(self.cpu_per_s() or 0.0, PACE_LEAD * self.per_s()))
 
 
 @dataclass
