@@ -67,6 +67,7 @@ from bench.storm_server import (  # noqa: E402
     tree_cpu,
     verify,
 )
+from server_stub.config import ServerConfig  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Options:
     rate_limit: float | None = None  # None: the server's default
     serve_flags: tuple[str, ...] = ()  # more `serve` flags, e.g. ("--max-in-flight", "4")
     seed: int = 1
+    timeline: str | None = None  # a path prefix: each storm's timeline() written to PREFIX-wW-cC.json
 
     def backlog(self) -> dict[str, Any]:
         return {
@@ -172,6 +174,65 @@ def _figures(
     }
 
 
+def timeline(fired: client.FireResult, slots: int, step_s: float = 0.1) -> dict[str, Any]:
+    """The storm from the client's side, in ``step_s`` steps from the release: requests started,
+    shed, admitted ones finished, and how many admitted requests were in flight (queued or
+    running, the mean over the step). Fewer in flight than the server's ``slots`` (workers x
+    max_in_flight) means the server had room it did not use. Per second: the same, the share of
+    steps with room left, and the Retry-After handed out. ``requests``: every request as
+    [start s, end s, status, Retry-After] (status 0: a timeout or a connection error)."""
+    events = sorted((a - fired.started, b - fired.started, st, ra) for a, b, st, ra in fired.tally.timeline)
+    end = max((b for _, b, _, _ in events), default=0.0)
+    n = int(end / step_s) + 1
+    started, shed, done, busy = [0] * n, [0] * n, [0] * n, [0.0] * n
+    for a, b, _st, ra in events:
+        started[int(a / step_s)] += 1
+        if ra is not None:
+            shed[int(b / step_s)] += 1
+            continue
+        done[int(b / step_s)] += 1
+        i, j = int(a / step_s), int(b / step_s)  # in flight from a to b: its share of each step
+        for k in range(i, j + 1):
+            busy[k] += (min(b, (k + 1) * step_s) - max(a, k * step_s)) / step_s
+    per = max(1, round(1 / step_s))
+    seconds = []
+    for sec in range(0, n, per):
+        window = slice(sec, sec + per)
+        told = [ra for _a, b, _s, ra in events if ra is not None and sec * step_s <= b < (sec + per) * step_s]
+        seconds.append(
+            {
+                "s": round(sec * step_s, 1),
+                "started": sum(started[window]),
+                "shed": sum(shed[window]),
+                "done": sum(done[window]),
+                "in_flight_mean": round(statistics.fmean(busy[window]), 1),
+                "room_share": round(sum(x < slots for x in busy[window]) / len(busy[window]), 2),
+                "retry_after": {f"{k:g}": v for k, v in sorted(Counter(told).items())},
+            }
+        )
+    # Each kiosk's turnings away, and when it finished (its last attempt): the stragglers.
+    finished = sorted((r.history[-1][0] - fired.started, r.shed) for r in fired.runs if r.history)
+    tail = finished[len(finished) * 9 // 10 :]
+    return {
+        "step_s": step_s,
+        "slots": slots,
+        "sheds_per_kiosk": {str(k): v for k, v in sorted(Counter(r.shed for r in fired.runs).items())},
+        "last_tenth": {
+            "from_s": round(tail[0][0], 1) if tail else None,
+            "sheds_mean": round(statistics.fmean(n for _, n in tail), 2) if tail else None,
+            "others_sheds_mean": round(
+                statistics.fmean(n for _, n in finished[: len(finished) - len(tail)]), 2
+            )
+            if len(finished) > len(tail)
+            else None,
+        },
+        "room_share": round(sum(x < slots for x in busy) / n, 3) if n else 0.0,
+        "in_flight": [round(x, 2) for x in busy],
+        "seconds": seconds,
+        "requests": [[round(a, 4), round(b, 4), st, ra] for a, b, st, ra in events],
+    }
+
+
 def _client_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -184,8 +245,11 @@ def warm_up(server: Server, workers: int, opts: Options) -> None:
     client.fire(server.url, fleet, 4 * workers, timeout_s=60, deadline_s=120)
 
 
-def storm_on(server: Server, kiosks: int, records: int, concurrency: int, opts: Options) -> dict[str, Any]:
-    """One storm on a running server with ``kiosks`` fresh kiosks: figures and the integrity verdict."""
+def storm_on(
+    server: Server, kiosks: int, records: int, concurrency: int, opts: Options, workers: int = 1
+) -> dict[str, Any]:
+    """One storm on a running server with ``kiosks`` fresh kiosks: figures and the integrity verdict
+    (and with ``opts.timeline`` its timeline, written to a file, the per-second part kept)."""
     t_prep, shed0 = time.monotonic(), server.enroll_shed
     fleet = server.new_kiosks(kiosks, records, **opts.backlog())
     prep_s = time.monotonic() - t_prep
@@ -208,6 +272,13 @@ def storm_on(server: Server, kiosks: int, records: int, concurrency: int, opts: 
     server_cpu, client_cpu = server.cpu_s() - cpu0, _client_cpu_s() - client0
     figures = _figures(fired, server_cpu, pg.seconds if pg is not None else None, verify_us())
     expected = [Expected(r.kiosk, r.acked_seq, r.finals) for r in fired.runs]
+    extra: dict[str, Any] = {}
+    if opts.timeline:
+        tl = timeline(fired, workers * _max_in_flight(opts))
+        Path(f"{opts.timeline}-w{workers}-c{concurrency}.json").write_text(json.dumps(tl))
+        extra["timeline"] = {
+            k: tl[k] for k in ("slots", "room_share", "sheds_per_kiosk", "last_tenth", "seconds")
+        }
     return {
         "kiosks": kiosks,
         "records_per_kiosk": records,
@@ -219,7 +290,15 @@ def storm_on(server: Server, kiosks: int, records: int, concurrency: int, opts: 
         "load_average_1m": round(load, 2),
         "server_exceptions": dict(server.exceptions() - errors_before),
         "integrity": verify(server.engine, expected),
+        **extra,
     }
+
+
+def _max_in_flight(opts: Options) -> int:
+    flags = list(opts.serve_flags)
+    if "--max-in-flight" in flags:
+        return int(flags[flags.index("--max-in-flight") + 1])
+    return ServerConfig().max_in_flight
 
 
 def storm(
@@ -234,7 +313,7 @@ def storm(
     opts = opts or Options()
     with serve(db, workers, rate_limit=opts.rate_limit, flags=opts.serve_flags) as server:
         warm_up(server, workers, opts)
-        result = storm_on(server, kiosks, records, concurrency, opts)
+        result = storm_on(server, kiosks, records, concurrency, opts, workers)
     return {"db": _db_kind(db), "workers": workers, **result}
 
 
@@ -352,7 +431,9 @@ def run(plan: Plan) -> dict[str, Any]:
             warm_up(server, workers, plan.options)
             if plan.storm:
                 for c in plan.concurrency:
-                    one["storms"].append(storm_on(server, plan.kiosks, plan.records, c, plan.options))
+                    one["storms"].append(
+                        storm_on(server, plan.kiosks, plan.records, c, plan.options, workers)
+                    )
             if plan.lease_devices:
                 one["lease_storm"] = lease_storm_on(
                     server, plan.lease_devices, plan.lease_rounds, workers, plan.lease_warm_up
@@ -434,6 +515,20 @@ def _print_storm(s: dict[str, Any]) -> None:
         print(
             f"    rejected {s['rejected']}  other 4xx {s['other_4xx']}  server log {s['server_exceptions']}"
         )
+    if tl := s.get("timeline"):
+        print(
+            f"    timeline          steps of 0.1 s with fewer than {tl['slots']} admitted in flight:"
+            f" {tl['room_share']:.0%}; kiosks by times turned away {tl['sheds_per_kiosk']}; the last"
+            f" tenth to finish (from {tl['last_tenth']['from_s']} s) turned away"
+            f" {tl['last_tenth']['sheds_mean']} times each, the others"
+            f" {tl['last_tenth']['others_sheds_mean']};"
+            " per second: started / shed / done / in flight / room / Retry-After"
+        )
+        for row in tl["seconds"]:
+            print(
+                f"      {row['s']:>5.0f} s {row['started']:>5} {row['shed']:>5} {row['done']:>5}"
+                f" {row['in_flight_mean']:>6} {row['room_share']:>5.0%}  {row['retry_after'] or ''}"
+            )
     bad = {k: v for k, v in i.items() if k not in ("ok", "sent", "stored") and v}
     print(
         f"    integrity         {'OK' if i['ok'] else 'FAILED'}: stored {i['stored']} of {i['sent']}", end=""
@@ -519,6 +614,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--resend", action="store_true")
     ap.add_argument("--resend-kiosks", type=int, default=50)
+    ap.add_argument(
+        "--timeline",
+        metavar="PREFIX",
+        help="record every request; print each storm per second (started, shed, done, admitted in"
+        " flight, share of 0.1 s steps with a slot free, Retry-After) and write PREFIX-wW-cC.json",
+    )
     ap.add_argument("--json", action="store_true")
     return ap
 
@@ -543,6 +644,7 @@ def main() -> None:
         spread_s=args.spread,
         rate_limit=args.rate_limit,
         serve_flags=_serve_flags(args),
+        timeline=args.timeline,
     )
     plan = Plan(
         db=args.db,

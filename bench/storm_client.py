@@ -75,6 +75,9 @@ class Tally:
     duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # 4xx other than 429: "401 bad_signature"
+    # Every request: (monotonic start, monotonic end, HTTP status or 0 for a timeout or a
+    # connection error, Retry-After or None), for storm.py --timeline.
+    timeline: list[tuple[float, float, int, float | None]] = field(default_factory=list)
 
     def merge(self, other: Tally) -> None:
         self.status.update(other.status)
@@ -88,6 +91,7 @@ class Tally:
         self.duplicate += other.duplicate
         self.rejected.update(other.rejected)
         self.errors.update(other.errors)
+        self.timeline += other.timeline
 
 
 class Schedule:
@@ -245,17 +249,20 @@ def attempt(conn: Connection, run: KioskRun, tally: Tally) -> float | None:
     headers = run.kiosk.signed_headers("POST", BATCHES, batch.body, batch.encoding)
     run.sent += 1
     t0 = time.perf_counter()
-    run.history.append((time.monotonic(), "?"))
+    start = time.monotonic()
+    run.history.append((start, "?"))
     if run.told is not None:
         run.early += time.monotonic() - run.told[0] < run.told[1]
         run.told = None
     try:
         resp = conn.post(BATCHES, batch.body, headers)
     except TimeoutError:
+        tally.timeline.append((start, time.monotonic(), 0, None))
         tally.timeouts += 1
         run.history[-1] = (run.history[-1][0], "timeout")
         return run.backoff.next_delay()
     except (OSError, http.client.HTTPException) as exc:
+        tally.timeline.append((start, time.monotonic(), 0, None))
         tally.conn_errors += 1
         tally.conn_error_kinds[type(exc).__name__] += 1
         run.history[-1] = (run.history[-1][0], "connection")
@@ -264,6 +271,7 @@ def attempt(conn: Connection, run: KioskRun, tally: Tally) -> float | None:
     run.history[-1] = (run.history[-1][0], str(resp.status))
     tally.status[resp.status] += 1
     retry_after = resp.retry_after
+    tally.timeline.append((start, time.monotonic(), resp.status, retry_after))
     if resp.status in SHED and retry_after is not None:
         run.shed += 1
         run.told = (time.monotonic(), retry_after)
@@ -298,6 +306,7 @@ class FireResult:
     wall_s: float
     tally: Tally
     runs: list[KioskRun]
+    started: float = 0.0  # monotonic time the kiosks were released (the timeline's zero)
 
 
 def fire(
@@ -329,7 +338,7 @@ def fire(
     total = Tally()
     for t in tallies:
         total.merge(t)
-    return FireResult(wall, total, runs)
+    return FireResult(wall, total, runs, sched.started)
 
 
 def send_in_turn(url: str, kiosks: list[SimKiosk], timeout_s: float = 60.0) -> Counter[str]:

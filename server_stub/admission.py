@@ -7,6 +7,21 @@ mean time a request holds one). A request beyond that is answered at once with 4
 ``Retry-After`` that gives it an appointment: shed callers are spaced out at the drain rate
 behind the work already admitted (and behind the callers shed before them), with +-20% jitter,
 so a statewide storm of kiosks comes back as a stream the server can take instead of a wave.
+A request still waiting after ``QUEUE_EXPIRY`` x ``queue_wait_s`` (the rate it was queued at was
+wrong: a first burst), and at least a second (the shortest appointment), is turned away the same
+way when its turn comes, before any work.
+
+The appointments are spaced a little ahead of what the worker drains while it turns callers
+away: during a burst (each 429 costs the event loop, and on one machine the callers' CPU too)
+every request holds its slot longer, and spacing at that pace left the worker idle between the
+appointments for the rest of the storm (bench/README.md "pace"). Spacing at what its CPU alone
+would allow (one over its process CPU time per request finished) is too far ahead when the
+turning away goes on (1,000 callers at once, a shared machine): callers come back too soon, are
+turned away again, and the agent's backoff grows with each time (a kiosk turned away five times
+waits up to a minute), a tail of stragglers. So the pace is :data:`PACE_LEAD` times the slots
+over the mean hold, but never above the CPU's rate. The whole seconds of ``Retry-After`` are
+rounded down: the agent adds up to a second (its resolution), so it comes back within the second
+that holds its appointment, not after it.
 
 A *light* request (a POST whose declared body is at most :data:`LIGHT_BODY_BYTES`: a lease
 request, a heartbeat, an enrollment) waits in the queue whenever the worker drains the queue
@@ -35,6 +50,8 @@ from server_stub.bodies import ASGIApp, Receive, Scope, Send
 
 GUARDED_PREFIX = "/v1/"
 QUEUE_SLOTS = 4  # the queue holds at most this many requests per slot
+QUEUE_EXPIRY = 2.0  # a request queued longer than this many times queue_wait_s is turned away
+PACE_LEAD = 1.5  # appointments at most this far ahead of the measured drain (see the module)
 LIGHT_BODY_BYTES = 4096  # a POST declaring at most this much is light (a batch is tens of KB)
 MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait longer
 
@@ -43,7 +60,9 @@ MAX_RETRY_AFTER_S = 900  # the agent's backoff cap: never ask a kiosk to wait lo
 class DrainRate:
     """Requests a worker finishes per second when busy, by Little's law: its slots over the mean
     time a request holds one (a moving average). Light load only makes it optimistic, and the
-    mean catches up within a few dozen requests once the worker is busy."""
+    mean catches up within a few dozen requests once the worker is busy. :meth:`pace` spaces
+    the appointments a little ahead of it, within one over the process CPU time per request
+    finished (see the module)."""
 
     slots: int
     # Before anything is measured: optimistic, so the first appointments are too close rather
@@ -52,10 +71,17 @@ class DrainRate:
     mean_s: float = 0.1
     weight: float = 0.2
     measured: int = 0  # requests finished so far
+    # The process CPU clock when each of the last requests finished (4 per slot).
+    _cpu_at: deque[float] = field(default_factory=deque)
 
-    def done(self, took_s: float) -> None:
+    def done(self, took_s: float, cpu_s: float | None = None) -> None:
+        """One request finished after holding its slot ``took_s``; ``cpu_s``: the process CPU clock."""
         self.measured += 1
         self.mean_s += self.weight * (max(took_s, 1e-4) - self.mean_s)
+        if cpu_s is not None:
+            self._cpu_at.append(cpu_s)
+            if len(self._cpu_at) > QUEUE_SLOTS * self.slots + 1:
+                self._cpu_at.popleft()
 
     @property
     def known(self) -> bool:
@@ -65,6 +91,19 @@ class DrainRate:
     def per_s(self) -> float:
         return self.slots / self.mean_s
 
+    def cpu_per_s(self) -> float | None:
+        """One over the process CPU time per request finished, over the last ones (None until
+        one per slot, twice over, have finished with the CPU clock read)."""
+        n = len(self._cpu_at) - 1
+        if n < 2 * self.slots:
+            return None
+        return n / max(self._cpu_at[-1] - self._cpu_at[0], 1e-4 * n)
+
+    def pace(self) -> float:
+        """The appointments' spacing: :data:`PACE_LEAD` x :meth:`per_s`, not above
+        :meth:`cpu_per_s` (nor below :meth:`per_s`; only ``per_s`` until the CPU is measured)."""
+        return max(self.per_s(), min(self.cpu_per_s() or 0.0, PACE_LEAD * self.per_s()))
+
 
 @dataclass
 class Gate:
@@ -73,10 +112,13 @@ class Gate:
     max_in_flight: int
     queue_wait_s: float
     clock: Callable[[], float] = time.monotonic
+    cpu: Callable[[], float] = time.process_time  # this worker's CPU time (all its threads)
     rng: random.Random = field(default_factory=random.Random)
     running: int = 0
     shed: int = 0
-    _waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+    # Who waits for a slot, and since when: leave() hands it True (the slot) or False (waited
+    # too long: turned away).
+    _waiting: deque[tuple[float, asyncio.Future[bool]]] = field(default_factory=deque)
     _next_appointment: float = 0.0
 
     def __post_init__(self) -> None:
@@ -106,35 +148,46 @@ class Gate:
         if self.waiting >= self.queue_room(light):
             self.shed += 1
             return None
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
+        turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        place = (self.clock(), turn)
+        self._waiting.append(place)
         try:
-            await turn  # the slot is handed over by leave()
+            admitted = await turn  # the slot is handed over by leave()
         except asyncio.CancelledError:
             if not turn.done():
-                self._waiting.remove(turn)
-            else:
+                self._waiting.remove(place)
+            elif turn.result():
                 self.leave(self.clock())
             raise
+        if not admitted:
+            self.shed += 1
+            return None
         return self.clock()
 
     def leave(self, entered_at: float) -> None:
-        self.drain.done(self.clock() - entered_at)
+        now = self.clock()
+        self.drain.done(now - entered_at, self.cpu())
+        expired = now - max(QUEUE_EXPIRY * self.queue_wait_s, 1.0)
         while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the slot passes to the next in the queue
-                return
+            since, turn = self._waiting.popleft()
+            if turn.done():
+                continue
+            if since < expired:
+                turn.set_result(False)  # queued too long: turned away, the slot goes on
+                continue
+            turn.set_result(True)  # the slot passes to the next in the queue
+            return
         self.running -= 1
 
     def retry_after_s(self) -> int:
         """The shed caller's appointment: after what is admitted and the callers shed before it,
-        spaced at the drain rate, with +-20% jitter (whole seconds, at least 1)."""
-        now, rate = self.clock(), self.drain.per_s()
+        spaced at the drain rate's :meth:`~DrainRate.pace`, with +-20% jitter (whole seconds
+        rounded down, at least 1: the agent adds up to one)."""
+        now, rate = self.clock(), self.drain.pace()
         behind = now + (self.running + self.waiting) / rate
         self._next_appointment = max(self._next_appointment, behind) + 1.0 / rate
         wait = (self._next_appointment - now) * self.rng.uniform(0.8, 1.2)
-        return int(min(MAX_RETRY_AFTER_S, max(1, math.ceil(wait))))
+        return int(min(MAX_RETRY_AFTER_S, max(1, math.floor(wait))))
 
 
 class Admission:

@@ -14,7 +14,14 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from server_stub.admission import LIGHT_BODY_BYTES, MAX_RETRY_AFTER_S, DrainRate, Gate, _light
+from server_stub.admission import (
+    LIGHT_BODY_BYTES,
+    MAX_RETRY_AFTER_S,
+    QUEUE_EXPIRY,
+    DrainRate,
+    Gate,
+    _light,
+)
 from server_stub.db import write
 from tests.server_stub.conftest import Harness
 
@@ -55,6 +62,92 @@ def test_shed_callers_get_appointments_spaced_at_the_drain_rate_with_jitter() ->
     assert per_second <= 20  # at most about two seconds' worth of work return in the same second
     clock.now += 60  # a minute later the appointments are used up: a new caller waits little
     assert gate.retry_after_s() <= 2
+
+
+class Midpoint(random.Random):
+    """No jitter: every uniform(a, b) is its middle."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+def test_the_cpu_pace_is_requests_finished_over_the_process_cpu_they_took() -> None:
+    rate = DrainRate(slots=4)
+    cpu = 50.0
+    for i in range(8):
+        rate.done(0.1, cpu + i * 0.02)
+    assert rate.cpu_per_s() is None  # 7 intervals: fewer than one per slot, twice over
+    rate.done(0.1, cpu + 8 * 0.02)
+    assert abs((rate.cpu_per_s() or 0) - 50.0) < 0.1  # 20 ms of CPU per request
+    assert abs(rate.pace() - 50.0) < 0.1  # 1.5 x 40 (4 slots / 0.1 s) is more: the CPU's 50
+    for i in range(9, 100):
+        rate.done(0.1, cpu + 8 * 0.02 + (i - 8) * 0.2)  # now 200 ms of CPU each: only the last count
+    assert abs((rate.cpu_per_s() or 0) - 5.0) < 0.01 and abs(rate.pace() - 40.0) < 1.0  # never below
+
+
+def _burst(cpu_per_request_s: float) -> Gate:
+    """A gate after a burst that starved its worker: 8 slots each held 0.4 s (20 a second by
+    Little's law), each request ``cpu_per_request_s`` of the process's CPU."""
+    clock, cpu = FakeClock(), FakeClock()
+    gate = Gate(max_in_flight=8, queue_wait_s=1.5, clock=clock, cpu=cpu.__call__, rng=random.Random(5))
+    gate.running = 8
+    for _ in range(64):  # 8 finish every 0.4 s
+        clock.now += 0.05
+        cpu.now += cpu_per_request_s
+        gate.leave(clock.now - 0.4)
+        gate.running += 1  # the slot is taken again at once
+    assert 19 < gate.drain.per_s() < 21
+    return gate
+
+
+def _back_within(gate: Gate, callers: int, seconds: float) -> int:
+    """How many of ``callers`` shed now come back within ``seconds`` (the agent adds up to 1 s)."""
+    agent = random.Random(6)
+    return sum(1 for _ in range(callers) if gate.retry_after_s() + agent.uniform(0, 1.0) < seconds)
+
+
+def test_after_a_burst_the_appointments_are_a_little_ahead_of_what_it_drained() -> None:
+    """20 ms of CPU a request: 50 a second once the turning away stops, 20 while it went on.
+    Spaced at 20 a second (as main did), 600 callers shed take 30 s and the worker idles behind
+    them; at the CPU's 50 they are back too soon if the turning away goes on. 1.5x: 30 a second."""
+    back = _back_within(_burst(0.02), 600, 11.0)
+    assert 270 <= back <= 330, back  # ~30 a second for 10 s, behind the 8 running (20/s: ~200)
+
+
+def test_the_appointments_are_never_ahead_of_what_the_cpu_allows() -> None:
+    back = _back_within(_burst(0.04), 600, 11.0)  # 40 ms of CPU a request: 25 a second at most
+    assert 220 <= back <= 270, back
+
+
+def test_retry_after_is_rounded_down_because_the_agent_adds_up_to_a_second() -> None:
+    clock = FakeClock()
+    gate = Gate(max_in_flight=1, queue_wait_s=1.0, clock=clock, rng=Midpoint())
+    gate.drain.mean_s = 0.4  # 2.5 a second
+    gate.running = 5  # 2 s of work ahead (5 x 0.4 s), then 0.4 s for this caller: 2.4 s
+    assert gate.retry_after_s() == 2  # the agent comes back in 2-3 s, around 2.4 s
+
+
+def test_a_request_queued_past_the_expiry_is_turned_away_when_its_turn_comes() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        gate = Gate(max_in_flight=1, queue_wait_s=1.0, clock=clock)
+        gate.drain.mean_s, gate.drain.measured = 0.5, 10  # measured: room for 2 waiting
+        first = await gate.enter()
+        assert first is not None
+        stale = asyncio.ensure_future(gate.enter())
+        await asyncio.sleep(0)
+        clock.now += QUEUE_EXPIRY * 1.0 + 0.1  # the first request held its slot too long
+        fresh = asyncio.ensure_future(gate.enter())
+        await asyncio.sleep(0)
+        assert gate.waiting == 2
+        gate.leave(first)
+        assert await stale is None  # turned away (429), nothing done
+        got = await fresh
+        assert got is not None and gate.running == 1 and gate.shed == 1
+        gate.leave(got)
+        assert gate.running == 0 and gate.waiting == 0
+
+    asyncio.run(scenario())
 
 
 def test_before_the_rate_is_measured_the_queue_is_no_longer_than_the_slots() -> None:
