@@ -31,7 +31,7 @@ from server_stub.bodies import WIRE_DIGEST_KEY, ASGIApp, Receive, Scope, Send
 from server_stub.errors import ServerError
 from server_stub.ingest import Trust, receive
 from server_stub.metrics import Metrics, Timer
-from server_stub.rawpath import Answer, error_answer, read_body, replay, send_json
+from server_stub.rawpath import Answer, error_answer, post_to, read_body, replay, send_json
 from server_stub.routes.deps import EMPTY_SHA256, AppState
 from server_stub.routes.handlers import db_unavailable
 from sync.wire.protocol import BatchRequest
@@ -47,7 +47,7 @@ class BatchFastPath:
         self.app, self.state, self.metrics, self.threads = app, state, metrics, threads
 
     async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
-        if not _batch_post(scope):
+        if not post_to(scope, PATH):  # a query string goes on to the route
             await self.app(scope, receive_, send)
             return
         messages, body = await read_body(receive_)
@@ -86,10 +86,3 @@ class BatchFastPath:
         self.metrics.acks(answer.acks, t.seconds)
         # no "reason": null, "final_token": null per record (the route's response_model_exclude_none)
         return 200, answer.model_dump_json(exclude_none=True).encode(), {}
-
-
-def _batch_post(scope: Scope) -> bool:
-    """``POST /v1/batches`` with no query string."""
-    if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"] != PATH:
-        return False
-    return not scope.get("query_string") and scope.get("raw_path", PATH.encode()) == PATH.encode()

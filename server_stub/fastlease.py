@@ -65,7 +65,7 @@ from server_stub.leases import (
     SWEEP_NONCES_PG,
 )
 from server_stub.metrics import Metrics
-from server_stub.rawpath import Answer, error_answer, read_body, replay, send_json
+from server_stub.rawpath import Answer, error_answer, post_to, read_body, replay, send_json
 from server_stub.routes.deps import AppState
 from server_stub.shared import MemoryLimiter
 from sync.wire.canonical import load_public_key_b64
@@ -270,9 +270,7 @@ async def _sweep_nonces(conn: psycopg.AsyncConnection[Any], now: int) -> None:
 
 def _small_plain_json_post(scope: Scope) -> bool:
     """``POST /v1/leases`` with no query, declaring a small uncompressed JSON body."""
-    if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"] != PATH:
-        return False
-    if scope.get("query_string") or scope.get("raw_path", PATH.encode()) != PATH.encode():
+    if not post_to(scope, PATH):
         return False
     length = ctype = b""
     for name, value in scope.get("headers", ()):

@@ -15,6 +15,13 @@ from sync.wire.redact import redact
 Answer = tuple[int, bytes, Mapping[str, str]]  # status, JSON body, extra headers
 
 
+def post_to(scope: Scope, path: str) -> bool:
+    """An HTTP ``POST`` to exactly ``path``, with no query string (what a fast path may take)."""
+    if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"] != path:
+        return False
+    return not scope.get("query_string") and scope.get("raw_path", path.encode()) == path.encode()
+
+
 async def read_body(receive: Receive, limit: int | None = None) -> tuple[list[Message], bytes | None]:
     """The messages received, and the body (None when the client went away or the body is over
     ``limit`` bytes: the full path then reads the rest and answers)."""
