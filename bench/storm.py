@@ -5,7 +5,7 @@ K kiosks are added with the admin module and enrolled through the real HTTP API;
 backlog of R records as the agent would (bench/kiosks.py: leased tokens, the last share
 provisional, zstd bodies, signed requests). Then all of them push at once over C concurrent
 connections, each behaving like the agent (bench/storm_client.py: 15 s timeout; on 429/503 the
-agent's Backoff, never shorter than Retry-After, then the same batch again; the same on a timeout,
+agent's Backoff: Retry-After plus up to a second, then the same batch again; the same on a timeout,
 a connection error or a 5xx), until every backlog is acked or the deadline passes.
 
 Reported per storm: records/s (records acked over wall time), p50/p99 of admitted requests (not

@@ -3,9 +3,10 @@
 At most C requests are in flight (C worker threads, one keep-alive connection each); a kiosk that
 is backing off holds no connection, so the server always faces up to C callers while any kiosk is
 ready. Each kiosk behaves like the agent's sync client and engine: 15 s timeout, every request
-signed at send time, on 429/503 the agent's :class:`sync.engine.Backoff` (full jitter, never
-shorter than ``Retry-After``) then the same batch again, the same on a timeout, a connection error
-or another 5xx; the next batch as soon as one is acked; a reject or another 4xx stops the kiosk.
+signed at send time, on 429/503 the agent's :class:`sync.engine.Backoff` (``Retry-After`` plus up
+to a second; full jitter when the server named no time) then the same batch again, the same on a
+timeout, a connection error or another 5xx; the next batch as soon as one is acked; a reject or
+another 4xx stops the kiosk.
 
 The threads speak HTTP/1.1 with ``http.client`` rather than ``requests``: a storm's kiosks are
 separate machines, and on the bench's 2 shared cores every millisecond the client spends is one

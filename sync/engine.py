@@ -45,8 +45,14 @@ class SyncReport:
 
 
 class Backoff:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**n)),
-    never shorter than the server's Retry-After (plus up to one second, its resolution).
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**n)) after a failure
+    the server did not time (a timeout, a refused connection, a 5xx without Retry-After).
+
+    A Retry-After is an appointment, not a failure: the wait is that many seconds plus up to one
+    (its resolution), whatever the exponent, and the exponent does not grow. The server computes
+    Retry-After from its queue and its drain rate, with jitter, so it spreads a fleet better than
+    the kiosk's own guess; growing the exponent on every shed made kiosks turned away three or
+    four times wait up to 16-32 s past their appointment, stragglers that set a storm's end.
 
     After an outage the first attempts of a fleet are spread by the same jitter: every kiosk
     failed all along, so each waits uniform(0, ceiling) from its last failure, the ceiling grown
@@ -59,15 +65,13 @@ class Backoff:
         self.failures = 0
 
     def next_delay(self, retry_after_s: float | None = None) -> float:
-        ceiling = min(self.cap_s, self.base_s * math.pow(2, min(self.failures, 30)))
-        self.failures += 1
-        delay = self.rng.uniform(0, ceiling)
         if retry_after_s is not None:
             # Retry-After counts whole seconds: kiosks told the same second spread over it
             # instead of arriving together at its start.
-            floor = min(retry_after_s, self.cap_s)
-            delay = max(delay, min(self.cap_s, floor + self.rng.uniform(0, 1.0)))
-        return delay
+            return min(self.cap_s, max(0.0, retry_after_s) + self.rng.uniform(0, 1.0))
+        ceiling = min(self.cap_s, self.base_s * math.pow(2, min(self.failures, 30)))
+        self.failures += 1
+        return self.rng.uniform(0, ceiling)
 
     def reset(self) -> None:
         self.failures = 0

@@ -96,6 +96,27 @@ def test_retry_after_is_a_floor_and_the_cap_still_holds() -> None:
     assert (b.next_delay(), b.next_delay(7), b.next_delay(5000)) == (0, 7, 60)
 
 
+def test_a_retry_after_is_an_appointment_that_does_not_grow_the_exponent() -> None:
+    """Turned away five times with Retry-After 3, a kiosk comes back at 3-4 s each time (not at
+    up to 2 * 2**n s, as when a shed counted as a failure); a timeout after that starts from the
+    base, and one before it keeps its place."""
+    b = Backoff(base_s=2, cap_s=60, rng=Edge())
+    assert [b.next_delay(3) for _ in range(5)] == [4, 4, 4, 4, 4]
+    assert b.failures == 0 and b.next_delay() == 2
+    b = Backoff(base_s=2, cap_s=60, rng=Edge())
+    assert (b.next_delay(), b.next_delay(), b.next_delay(3), b.next_delay()) == (2, 4, 4, 8)
+
+
+def test_a_storm_turned_away_again_and_again_ends_at_its_appointments() -> None:
+    """1,000 kiosks each shed 6 times in a row, told 2-9 s each time: each one's wait is its
+    appointments summed plus under a second each, with no stragglers past them."""
+    for k in range(1000):
+        rng = random.Random(k)
+        b, told = Backoff(rng=random.Random(-k)), [rng.randint(2, 9) for _ in range(6)]
+        waited = sum(b.next_delay(t) for t in told)
+        assert sum(told) <= waited < sum(told) + 6
+
+
 def test_a_fleet_spreads_its_first_attempts_after_an_outage() -> None:
     """1,000 kiosks retry through a 2-hour outage with the agent's backoff (2 s base, 900 s cap):
     their first attempts after it are spread over the cap, not a wave at the moment it ends."""
